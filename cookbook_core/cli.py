@@ -134,9 +134,58 @@ def cmd_templates_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_templates_check(args: argparse.Namespace) -> int:
+    from cookbook_core import sandbox
+
+    path = Path(args.path)
+    try:
+        source = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BadInput(f"cannot read {path}: {exc}") from None
+    problems = sandbox.validate_source(source, str(path))
+    for p in problems:
+        print(f"{path}:{p.line}:{p.col}: {p.message}", file=sys.stderr)
+    if problems:
+        print(f"rejected: {len(problems)} problem(s)", file=sys.stderr)
+        return 2
+    print(f"{path}: ok")
+    return 0
+
+
+def _preview_sandboxed(args: argparse.Namespace) -> int:
+    from cookbook_core import sandbox, tokens
+
+    raw = dict(kv.split("=", 1) for kv in args.param if "=" in kv)
+    res = sandbox.preview_file(
+        args.file,
+        name=args.name,
+        n=args.n,
+        seed=args.seed,
+        params=raw,
+        token_space=args.token_space or tokens.DEFAULT_SPEC,
+    )
+    if not res.ok:
+        print(f"cookbook: template failed in the sandbox: {res.error}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(res.samples, indent=2, ensure_ascii=False))
+        return 0
+    for i, s in enumerate(res.samples):
+        verdict = "follows rule" if s["follows_rule"] else "BREAKS RULE"
+        print(f"── sample {i} (seed {args.seed}, sandboxed) · {verdict} " + "─" * 10)
+        print(s["prompt"])
+        print(f">>> {s['completion']}\n")
+    print(f"({res.elapsed_s * 1000:.0f} ms in the sandbox)")
+    return 0
+
+
 def cmd_templates_preview(args: argparse.Namespace) -> int:
     from cookbook_core import discovery, tokens
 
+    if args.file:
+        return _preview_sandboxed(args)
+    if not args.name:
+        raise BadInput("give a template NAME or --file PATH")
     tpl = discovery.get(args.name)
     params = tpl.resolve_params(params_for([tpl.name], args.param)[tpl.name])
     space = tokens.load(args.token_space or tpl.token_space or tokens.DEFAULT_SPEC)
@@ -243,8 +292,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name")
     p.add_argument("--source", action="store_true", help="also print the source file")
     p.set_defaults(func=cmd_templates_show)
-    p = tsub.add_parser("preview", help="print N samples with the rule's verdict")
-    p.add_argument("name")
+    p = tsub.add_parser(
+        "preview",
+        help="print N samples with the rule's verdict",
+        description="Preview a shipped template by NAME, or any template file with --file "
+        "(run isolated in the sandbox, after static validation).",
+    )
+    p.add_argument("name", nargs="?", help="template name (with --file: which template in it)")
+    p.add_argument("--file", help="a template file to run in the sandbox")
     p.add_argument("-n", type=int, default=5, help="number of samples (default 5)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
@@ -261,6 +316,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_templates_preview)
+    p = tsub.add_parser("check", help="static validation of a template file (no code runs)")
+    p.add_argument("path")
+    p.set_defaults(func=cmd_templates_check)
 
     g = sub.add_parser(
         "generate",

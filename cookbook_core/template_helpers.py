@@ -14,10 +14,7 @@ import random
 import re
 from collections.abc import Iterable, Sequence
 from collections.abc import Set as AbstractSet
-from operator import itemgetter
-from typing import TypeVar
-
-import numpy as np
+from typing import Any, TypeVar
 
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
@@ -26,21 +23,48 @@ T = TypeVar("T")
 _PUNCT_EDGES = re.compile(r"^[\W_]+|[\W_]+$")
 
 
+USE_NUMPY = True
+"""Draw long token runs through numpy (same output, about twice as fast).  The
+sandbox turns it off to save numpy's import time in its short-lived processes."""
+
+
 def draw(rng: random.Random, vocab: Sequence[str], n: int) -> list[str]:
     """``n`` tokens drawn uniformly with replacement.
 
     Each draw takes 32 random bits from ``rng`` and maps them to an index by
-    multiply-shift (bias below 1e-5 for vocabularies under 40k tokens); long draws
-    do the arithmetic in numpy, which is about twice as fast as ``rng.choices``.
+    multiply-shift (bias below 1e-5 for vocabularies under 40k tokens).  Long draws
+    index a cached numpy copy of the vocabulary when :data:`USE_NUMPY` is set; the
+    result is the same either way.
     """
     size = len(vocab)
     raw = rng.randbytes(4 * n)
-    if n < 16:
+    if n < 16 or not USE_NUMPY:
         return [vocab[(x * size) >> 32] for x in memoryview(raw).cast("I")]
-    idx = (np.frombuffer(raw, dtype="<u4").astype(np.uint64) * size) >> 32
-    if n == 1:
-        return [vocab[int(idx[0])]]
-    return list(itemgetter(*idx.tolist())(vocab))
+    np = _numpy()
+    idx = (np.frombuffer(raw, dtype="<u4") * np.uint64(size)) >> np.uint64(32)
+    return _as_array(vocab)[idx].tolist()
+
+
+@functools.lru_cache(maxsize=1)
+def _numpy() -> Any:
+    import numpy
+
+    return numpy
+
+
+_ARRAYS: dict[int, tuple[Sequence[str], Any]] = {}
+
+
+def _as_array(vocab: Sequence[str]) -> Any:
+    """A numpy object array of ``vocab``, cached by identity (the last 4 vocabularies)."""
+    hit = _ARRAYS.get(id(vocab))
+    if hit is not None and hit[0] is vocab:
+        return hit[1]
+    arr = _numpy().array(vocab, dtype=object)
+    if len(_ARRAYS) >= 4:
+        del _ARRAYS[next(iter(_ARRAYS))]
+    _ARRAYS[id(vocab)] = (vocab, arr)
+    return arr
 
 
 def draw_distinct(rng: random.Random, vocab: Sequence[str], n: int) -> list[str]:

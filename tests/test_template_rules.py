@@ -117,3 +117,19 @@ def test_commonsense_selection_continues_the_cue() -> None:
 def test_rhyming_poetry_lines(answer: str, ok: bool) -> None:
     p = {"topic": "sun", "first_line": "the sun sat cat", "rhyme_word": "cat"}
     assert check("rhyming_poetry", p, {"n_lines": 2}, answer) is ok
+
+
+def test_draw_is_the_same_with_and_without_numpy(vocab: tuple[str, ...]) -> None:
+    import random
+
+    from cookbook_core import template_helpers as th
+
+    for n in (1, 15, 16, 100, 333):
+        th.USE_NUMPY = True
+        fast = th.draw(random.Random(n), vocab, n)
+        th.USE_NUMPY = False
+        try:
+            slow = th.draw(random.Random(n), vocab, n)
+        finally:
+            th.USE_NUMPY = True
+        assert fast == slow and len(fast) == n
