@@ -11,5 +11,6 @@ st.set_page_config(page_title="Cookbook Studio", page_icon="🍳", layout="wide"
 
 pages = [
     st.Page("pages/home.py", title="Overview", icon="🏠", default=True),
+    st.Page("pages/templates.py", title="Templates", icon="🧩"),
 ]
 st.navigation(pages).run()
