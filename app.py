@@ -7,10 +7,10 @@ tables and figures it returns.  Start it with ``make studio``.
 
 import streamlit as st
 
-st.set_page_config(page_title="Cookbook Studio", page_icon="🍳", layout="wide")
+st.set_page_config(page_title="Cookbook Studio", page_icon=":material/menu_book:", layout="wide")
 
 pages = [
-    st.Page("pages/home.py", title="Overview", icon="🏠", default=True),
-    st.Page("pages/templates.py", title="Templates", icon="🧩"),
+    st.Page("pages/home.py", title="Overview", icon=":material/home:", default=True),
+    st.Page("pages/templates.py", title="Templates", icon=":material/extension:"),
 ]
 st.navigation(pages).run()

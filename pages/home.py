@@ -20,7 +20,8 @@ broken = [e for e in entries if not e.ok]
 c1, c2, c3 = st.columns(3)
 c1.metric("Templates", len(ok))
 c2.metric("Task families", len({e.family for e in ok}))
-c3.metric("Workspace", str(paths.home()))
+c3.metric("Real tasks covered", len({t for e in ok for t in e.tasks}))
+st.caption(f"Workspace (COOKBOOK_HOME): `{paths.home()}`")
 
 st.subheader("Template library")
 table = pd.DataFrame(

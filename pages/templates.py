@@ -51,7 +51,7 @@ def param_widget(p, key: str):
 def show_samples(samples: list[dict]) -> None:
     for i, s in enumerate(samples):
         verdict = s.get("follows_rule")
-        icon = "✅" if verdict else ("❌" if verdict is False else "➖")
+        icon = ":green[:material/check_circle:]" if verdict else ":red[:material/cancel:]"
         with st.container(border=True):
             st.markdown(
                 f"**Sample {i}** · {icon} {'follows the rule' if verdict else 'breaks the rule'}"
@@ -107,7 +107,7 @@ with tab_preview:
     c1, c2, c3 = st.columns([1, 1, 2])
     seed_key = f"seed::{name}"
     ss.setdefault(seed_key, 0)
-    if c2.button("🎲 New seed", key=f"newseed::{name}"):
+    if c2.button("New seed", icon=":material/casino:", key=f"newseed::{name}"):
         ss[seed_key] = random.randrange(0, 1_000_000)
     seed = c1.number_input("Seed", min_value=0, step=1, key=seed_key)
     n = c3.slider("Samples", 1, 20, 4, key=f"n::{name}")
