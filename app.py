@@ -12,5 +12,6 @@ st.set_page_config(page_title="Cookbook Studio", page_icon=":material/menu_book:
 pages = [
     st.Page("pages/home.py", title="Overview", icon=":material/home:", default=True),
     st.Page("pages/templates.py", title="Templates", icon=":material/extension:"),
+    st.Page("pages/mixing.py", title="Mixing", icon=":material/tune:"),
 ]
 st.navigation(pages).run()

@@ -484,3 +484,31 @@ def weights_figure(result: MixResult) -> Any:
         yaxis={"title": "weight", "range": [0, 1.1]},
     )
     return fig
+
+
+def what_if_figure(table: pd.DataFrame, title: str = "Predicted accuracy per task") -> Any:
+    """Grouped bars: the mixture's predicted accuracy next to the reference's, per task."""
+    import plotly.graph_objects as go
+
+    tasks = list(table.index)
+    fig = go.Figure(
+        [
+            go.Bar(name="reference", x=tasks, y=100 * table["reference"], marker_color="#bbbbbb"),
+            go.Bar(
+                name="mixture (predicted)",
+                x=tasks,
+                y=100 * table["predicted"],
+                text=[f"{100 * c:+.1f}" for c in table["change"]],
+                textposition="outside",
+            ),
+        ]
+    )
+    fig.update_layout(title=title, barmode="group", yaxis_title="accuracy (pts)")
+    return fig
+
+
+def matrices_root() -> Any:
+    """``<home>/mixing``: accuracy matrices (CSV) that sweeps write and the studio lists."""
+    from cookbook_core import paths
+
+    return paths.home() / "mixing"

@@ -119,3 +119,21 @@ def test_templates_page_preview_and_new_seed(page, studio: str) -> None:
     )
     assert "4/4 samples follow the rule" in page.content()
     page.screenshot(path=str(SHOTS / "templates.png"), full_page=True)
+
+
+def test_mixing_page(page, studio: str) -> None:
+    import pandas as pd
+
+    from cookbook_core import mixing
+
+    root = mixing.matrices_root()
+    root.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame(
+        {"squad": [0.10, 0.50, 0.20], "arc": [0.30, 0.25, 0.40], "boolq": [0.5, 0.45, 0.55]},
+        index=pd.Index(["base", "document_qa", "multiple_choice_qa"], name="template"),
+    ).to_csv(root / "e2e_demo.csv")
+    page.goto(f"{studio}/mixing")
+    page.get_by_role("heading", name="Mixing").wait_for()
+    page.get_by_text("worst task").first.wait_for()
+    page.locator(".js-plotly-plot").nth(2).wait_for()
+    page.screenshot(path=str(SHOTS / "mixing.png"), full_page=True)
