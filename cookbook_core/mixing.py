@@ -423,7 +423,10 @@ def heatmap_figure(A: pd.DataFrame, title: str = "Accuracy matrix") -> Any:
         )
     )
     fig.update_layout(
-        title=title, xaxis_title="task", yaxis_title="trained on", height=120 + 40 * len(A)
+        title=title,
+        xaxis_title="task",
+        yaxis_title="trained on",
+        height=max(340, 140 + 50 * len(A)),
     )
     return fig
 
