@@ -13,5 +13,6 @@ pages = [
     st.Page("pages/home.py", title="Overview", icon=":material/home:", default=True),
     st.Page("pages/templates.py", title="Templates", icon=":material/extension:"),
     st.Page("pages/mixing.py", title="Mixing", icon=":material/tune:"),
+    st.Page("pages/alignment.py", title="Alignment", icon=":material/rule:"),
 ]
 st.navigation(pages).run()

@@ -21,7 +21,12 @@ from typing import Any
 from cookbook_core.errors import BadInput, CookbookError
 
 # Modules that contribute subcommands: each has add_commands(subparsers).
-EXTENSIONS: list[str] = ["cookbook_core.cli_jobs", "cookbook_core.cli_mix"]
+EXTENSIONS: list[str] = [
+    "cookbook_core.cli_jobs",
+    "cookbook_core.cli_eval",
+    "cookbook_core.cli_mix",
+    "cookbook_core.cli_align",
+]
 
 Handler = Callable[[argparse.Namespace], int]
 

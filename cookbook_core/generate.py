@@ -207,10 +207,10 @@ def _encode(rows: list[tuple[str, str, dict[str, Any]]], fmt: str) -> Any:
         for prompt, completion, meta in rows:
             p = _enc_str(prompt)
             c = _enc_str(completion)
+            m = _META_ENC.encode(meta)
             parts.append(
-                '{"prompt":%s,"completion":%s,"messages":[{"role":"user","content":%s},'
-                '{"role":"assistant","content":%s}],"meta":%s}\n'
-                % (p, c, p, c, _META_ENC.encode(meta))
+                f'{{"prompt":{p},"completion":{c},"messages":[{{"role":"user","content":{p}}},'
+                f'{{"role":"assistant","content":{c}}}],"meta":{m}}}\n'
             )
         return "".join(parts).encode("ascii")
     return (
@@ -425,7 +425,9 @@ def generate(
                     "attempts": attempts[i],
                     "first_fault": first_tb[i],
                 }
-                for i, (r, s, (tpl, _)) in enumerate(zip(resolved, cfg.sources, loaded, strict=True))
+                for i, (r, s, (tpl, _)) in enumerate(
+                    zip(resolved, cfg.sources, loaded, strict=True)
+                )
             ],
             "python": sys.version.split()[0],
             "extra": cfg.extra,

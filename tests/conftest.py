@@ -68,3 +68,16 @@ def extra_templates(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     d.mkdir()
     monkeypatch.setenv("COOKBOOK_TEMPLATES", str(d))
     return d
+
+
+# ----------------------------------------------------------------------------------
+# Evaluation (issue 4)
+
+
+@pytest.fixture(scope="session")
+def eval_backend(embedded_model: Path):
+    """The embedded model behind the transformers evaluation backend, loaded once."""
+    from cookbook_core import inference, models
+
+    model, tok = models.load("default")
+    return inference.TransformersBackend(model, tok)

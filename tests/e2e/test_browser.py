@@ -97,6 +97,14 @@ def page(studio: str) -> Iterator[object]:
         browser.close()
 
 
+def open_page(page, studio: str, title: str) -> None:
+    """Start at the studio's root and follow the sidebar link, as a user does."""
+    page.goto(studio)
+    page.get_by_role("heading", name="Cookbook Studio").wait_for()
+    page.get_by_role("link", name=title).click()
+    page.get_by_role("heading", name=title).first.wait_for()
+
+
 def test_overview_page(page, studio: str) -> None:
     page.goto(studio)
     page.get_by_role("heading", name="Cookbook Studio").wait_for()
@@ -106,8 +114,7 @@ def test_overview_page(page, studio: str) -> None:
 
 
 def test_templates_page_preview_and_new_seed(page, studio: str) -> None:
-    page.goto(f"{studio}/templates")
-    page.get_by_role("heading", name="Templates").wait_for()
+    open_page(page, studio, "Templates")
     page.get_by_text("samples follow the rule").first.wait_for()
     first_sample = page.locator('[data-testid="stCode"]').first
     before = first_sample.inner_text()
@@ -132,8 +139,14 @@ def test_mixing_page(page, studio: str) -> None:
         {"squad": [0.10, 0.50, 0.20], "arc": [0.30, 0.25, 0.40], "boolq": [0.5, 0.45, 0.55]},
         index=pd.Index(["base", "document_qa", "multiple_choice_qa"], name="template"),
     ).to_csv(root / "e2e_demo.csv")
-    page.goto(f"{studio}/mixing")
-    page.get_by_role("heading", name="Mixing").wait_for()
+    open_page(page, studio, "Mixing")
     page.get_by_text("worst task").first.wait_for()
     page.locator(".js-plotly-plot").nth(2).wait_for()
     page.screenshot(path=str(SHOTS / "mixing.png"), full_page=True)
+
+
+def test_alignment_page(page, studio: str, shared_data: Path) -> None:
+    open_page(page, studio, "Alignment")
+    page.get_by_text("Gold alignment").first.wait_for()
+    page.locator("mark").first.wait_for(state="attached")
+    page.screenshot(path=str(SHOTS / "alignment.png"), full_page=True)

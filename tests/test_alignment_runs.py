@@ -1,0 +1,159 @@
+"""Alignment statistics over evaluation runs, on a small fixture of run folders
+written in the evaluation module's format (records of real SQuAD rows)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from cookbook_core import alignment, alignment_runs
+from cookbook_core.cli import main
+
+N = 8
+
+
+def make_run(
+    root: Path, name: str, squad_dir: Path, answers: list[str], correct: list[int]
+) -> Path:
+    run = root / name
+    (run / "records").mkdir(parents=True)
+    summary = {
+        "run_id": name,
+        "status": "completed",
+        "tasks": {"squad": {"source": str(squad_dir), "n": N, "metrics": {}}},
+    }
+    (run / "summary.json").write_text(json.dumps(summary))
+    rows = [
+        json.loads(line) for line in (squad_dir / "public_500.jsonl").read_text().splitlines()[:N]
+    ]
+    with open(run / "records" / "squad.jsonl", "w") as fh:
+        for row, ans, ok in zip(rows, answers, correct, strict=True):
+            fh.write(
+                json.dumps(
+                    {
+                        "id": row["id"],
+                        "generation": ans,
+                        "gold": row["answers"],
+                        "scores": {"exact_match": ok, "f1": ok},
+                    }
+                )
+                + "\n"
+            )
+    return run
+
+
+def win(v: alignment.Verdict) -> str:
+    """Text of the rule's window next to the question span."""
+    return (v.evidence.get("window_after") or v.evidence["window_before"])["text"]
+
+
+@pytest.fixture
+def squad_rows(shared_data: Path) -> tuple[Path, list[dict], list[alignment.Verdict]]:
+    squad = shared_data / "squad_v1_1_dev"
+    rows = [json.loads(line) for line in (squad / "public_500.jsonl").read_text().splitlines()[:N]]
+    return squad, rows, alignment.apply_rule("document_qa", rows)
+
+
+def test_run_frame_and_summary(tmp_path: Path, squad_rows) -> None:
+    squad, rows, verdicts = squad_rows
+    # the model answers with the rule's window on the first 5 rows, nonsense on the rest
+    answers = [win(v) if i < 5 else "zzz" for i, v in enumerate(verdicts)]
+    correct = [1, 0, 0, 0, 0, 1, 0, 0]
+    run = make_run(tmp_path, "run-a", squad, answers, correct)
+    frame = alignment_runs.run_frame("document_qa", "squad", run)
+    assert list(frame["follows_rule"]) == [True] * 5 + [False] * 3
+    s = alignment_runs.summarize(frame)
+    assert s["n"] == N and s["generation_alignment"] == pytest.approx(5 / 8)
+    assert s["accuracy"] == pytest.approx(2 / 8)
+    assert s["accuracy_aligned"] == pytest.approx(1 / 5)
+    assert s["accuracy_unaligned"] == pytest.approx(1 / 3)
+    assert s["gold_alignment"] == pytest.approx(sum(v.gold_aligned for v in verdicts) / N)
+    ev = frame.iloc[0]["evidence"]
+    assert rows[0]["context"][ev["anchor"]["start"] : ev["anchor"]["end"]].startswith("Super Bowl")
+
+
+def test_compare_and_correlation(tmp_path: Path, squad_rows, capsys) -> None:
+    squad, _, verdicts = squad_rows
+    window = [win(v) for v in verdicts]
+    base = make_run(tmp_path, "base", squad, ["zzz"] * N, [0] * N)
+    runs = []
+    for j, k in enumerate((2, 4, 6, 8)):  # more rule-following goes with more correct answers
+        answers = window[:k] + ["zzz"] * (N - k)
+        correct = [1] * (k // 2) + [0] * (N - k // 2)
+        runs.append(make_run(tmp_path, f"ft{j}", squad, answers, correct))
+    table = alignment_runs.compare("document_qa", "squad", base, runs)
+    assert list(table["role"]) == ["base"] + ["run"] * 4
+    assert list((8 * table["delta_alignment"]).round(6)) == [0, 2, 4, 6, 8]
+    r, lo, hi = alignment_runs.correlation(table[table["role"] == "run"], n_boot=300)
+    assert r == pytest.approx(1.0)
+    assert lo <= r <= hi + 1e-9
+    assert (
+        main(
+            [
+                "align",
+                "--template",
+                "document_qa",
+                "--task",
+                "squad",
+                "--base",
+                str(base),
+                *sum((["--run", str(x)] for x in runs), []),
+            ]
+        )
+        == 0
+    )
+    assert "correlation of Δalignment and Δaccuracy: r = 1.00" in capsys.readouterr().out
+
+
+def test_missing_task_in_run_says_what_to_do(tmp_path: Path, squad_rows) -> None:
+    squad, _, _ = squad_rows
+    run = make_run(tmp_path, "run-b", squad, ["x"] * N, [0] * N)
+    with pytest.raises(alignment_runs.MissingEvaluation, match="cookbook eval .* --task boolq"):
+        alignment_runs.run_frame("yes_no_qa", "boolq", run)
+    with pytest.raises(alignment_runs.MissingEvaluation, match="no evaluation run"):
+        alignment_runs.resolve_run("no-such-run")
+
+
+def test_cli_gold_alignment(shared_data: Path, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "recs.jsonl"
+    assert (
+        main(
+            [
+                "align",
+                "--template",
+                "entity_matching",
+                "--task",
+                "em_dblp_acm",
+                "--data-dir",
+                str(shared_data),
+                "--limit",
+                "50",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
+    text = capsys.readouterr().out
+    assert "entity_matching on em_dblp_acm (50 rows): gold alignment" in text
+    recs = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(recs) == 50 and "jaccard" in recs[0]["evidence"]
+    assert (
+        main(
+            [
+                "align",
+                "--template",
+                "document_qa",
+                "--task",
+                "boolq",
+                "--data-dir",
+                str(shared_data),
+                "--limit",
+                "5",
+            ]
+        )
+        == 2
+    )
+    assert "templates that apply: yes_no_qa" in capsys.readouterr().err

@@ -1,0 +1,96 @@
+"""Backends: the shared-prefix log-likelihood equals a plain forward pass; generation limits."""
+
+from __future__ import annotations
+
+import pytest
+
+from cookbook_core import inference
+
+
+def _naive(backend: inference.TransformersBackend, ctx: str, cont: str) -> tuple[float, bool]:
+    import torch
+
+    c, t = inference.encode_pair(backend.tokenizer, ctx, cont)
+    with torch.inference_mode():
+        logits = backend.model(torch.tensor([c + t])).logits[0, len(c) - 1 : -1].float()
+    lp = torch.log_softmax(logits, -1)
+    target = torch.tensor(t)
+    return float(lp.gather(1, target[:, None]).sum()), bool((lp.argmax(-1) == target).all())
+
+
+def test_encode_pair_moves_trailing_space(eval_backend: inference.TransformersBackend) -> None:
+    tok = eval_backend.tokenizer
+    a = inference.encode_pair(tok, "Question: why?\nAnswer: ", "because")
+    b = inference.encode_pair(tok, "Question: why?\nAnswer:", " because")
+    assert a == b
+    ctx, cont = inference.encode_pair(tok, "", "hello")
+    assert ctx == [inference.prefix_token_id(tok)] and cont
+
+
+def test_shared_prefix_loglik_matches_plain_forward(
+    eval_backend: inference.TransformersBackend,
+) -> None:
+    groups = [
+        [
+            ("Question: What is red?\nAnswer:", " a colour"),
+            ("Question: What is red?\nAnswer:", " a dog"),
+        ],
+        [("They ruined the bed", " was't ruined."), ("They ruined the blanket", " was't ruined.")],
+        [("Sky is blue.\nQuestion: is it blue?\nAnswer:", " no")] * 1
+        + [("Sky is blue.\nQuestion: is it blue?\nAnswer:", " yes")],
+        [("He sat down next to the", " Queen")],
+        [("abc", " x"), ("xyz", " y")],  # no shared prefix at all
+    ]
+    fast = eval_backend.loglikelihood(groups)
+    small = inference.TransformersBackend(
+        eval_backend.model, eval_backend.tokenizer, batch_tokens=64, max_batch=2
+    ).loglikelihood(groups)
+    for g, res, res_small in zip(groups, fast, small, strict=True):
+        assert len(res) == len(g)
+        for (ctx, cont), r, r2 in zip(g, res, res_small, strict=True):
+            ref, greedy = _naive(eval_backend, ctx, cont)
+            assert r.logprob == pytest.approx(ref, abs=2e-4)
+            assert r2.logprob == pytest.approx(ref, abs=2e-4)
+            assert r.is_greedy == greedy and r.n_tokens >= 1 and not r.truncated
+
+
+def test_generation_stops_and_records_the_limit(
+    eval_backend: inference.TransformersBackend,
+) -> None:
+    from cookbook_core import training
+
+    tok = eval_backend.tokenizer
+    prompts = [
+        training.format_prompt(tok, "Count from one to fifty in words, separated by spaces."),
+        training.format_prompt(tok, "Say hello."),
+    ]
+    gens = eval_backend.generate(prompts, max_new_tokens=6)
+    assert gens[0].finish == "length" and gens[0].n_tokens == 6 and gens[0].text
+    again = eval_backend.generate(prompts, max_new_tokens=6)
+    assert [g.text for g in again] == [g.text for g in gens]  # greedy: deterministic
+    cut = eval_backend.generate(prompts[:1], max_new_tokens=6, stop=[" "])
+    assert cut[0].finish == "stop" and " " not in cut[0].text
+
+
+def test_long_prompt_is_truncated_not_crashed(eval_backend: inference.TransformersBackend) -> None:
+    small = inference.TransformersBackend(eval_backend.model, eval_backend.tokenizer, max_length=24)
+    gens = small.generate(["word " * 100], max_new_tokens=4)
+    assert gens[0].prompt_truncated and gens[0].n_tokens <= 4
+    res = small.loglikelihood([[("word " * 100, "end")]])
+    assert res[0][0].truncated and res[0][0].logprob < 0
+
+
+def test_backend_choice(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(inference, "cuda_available", lambda: False)
+    assert inference.choose_backend("auto") == "transformers"
+    monkeypatch.setattr(inference, "vllm_installed", lambda: False)
+    with pytest.raises(inference.BackendUnavailable, match="vLLM is not installed"):
+        inference.choose_backend("vllm")
+    monkeypatch.setattr(inference, "vllm_installed", lambda: True)
+    with pytest.raises(inference.BackendUnavailable, match="CUDA"):
+        inference.choose_backend("vllm")
+    monkeypatch.setattr(inference, "cuda_available", lambda: True)
+    assert inference.choose_backend("auto") == "vllm"
+    assert inference.choose_backend("transformers") == "transformers"
+    with pytest.raises(inference.BadInput, match="unknown backend"):
+        inference.choose_backend("onnx")
