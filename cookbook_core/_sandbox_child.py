@@ -141,19 +141,8 @@ def main() -> None:
             if not named:
                 raise LookupError(f"no template named {request['name']!r} in the file")
             tpl = named[0]
-        params = tpl.resolve_params(request.get("params"))
-        samples = []
-        for ex in tpl.preview(vocab, request["n"], request["seed"], params):
-            verdict = tpl.check(ex, ex.completion, params) if tpl.has_checker else None
-            json.dumps(ex.meta)  # must be plain JSON data
-            samples.append(
-                {
-                    "prompt": ex.prompt,
-                    "completion": ex.completion,
-                    "meta": ex.meta,
-                    "follows_rule": verdict,
-                }
-            )
+        samples = tpl.preview_records(vocab, request["n"], request["seed"], request.get("params"))
+        json.dumps([s["meta"] for s in samples])  # must be plain JSON data
         described = [
             {
                 "name": t.name,

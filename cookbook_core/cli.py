@@ -194,24 +194,15 @@ def cmd_templates_preview(args: argparse.Namespace) -> int:
     tpl = discovery.get(args.name)
     params = tpl.resolve_params(params_for([tpl.name], args.param)[tpl.name])
     space = tokens.load(args.token_space or tpl.token_space or tokens.DEFAULT_SPEC)
-    samples = tpl.preview(space.tokens, args.n, args.seed, params)
+    samples = tpl.preview_records(space.tokens, args.n, args.seed, params)
     if args.json:
-        out = [
-            {
-                "prompt": e.prompt,
-                "completion": e.completion,
-                "meta": e.meta,
-                "follows_rule": tpl.check(e, e.completion, params),
-            }
-            for e in samples
-        ]
-        print(json.dumps(out, indent=2, ensure_ascii=False))
+        print(json.dumps(samples, indent=2, ensure_ascii=False))
         return 0
-    for i, e in enumerate(samples):
-        verdict = "follows rule" if tpl.check(e, e.completion, params) else "BREAKS RULE"
+    for i, s in enumerate(samples):
+        verdict = "follows rule" if s["follows_rule"] else "BREAKS RULE"
         print(f"── sample {i} (seed {args.seed}) · {verdict} " + "─" * 20)
-        print(e.prompt)
-        print(f">>> {e.completion}\n")
+        print(s["prompt"])
+        print(f">>> {s['completion']}\n")
     return 0
 
 

@@ -236,6 +236,26 @@ class Template:
         kw = self.resolve_params(params)
         return [self.sample(vocab, seed, i, kw, resolved=True) for i in range(n)]
 
+    def preview_records(
+        self,
+        vocab: Sequence[str],
+        n: int = 5,
+        seed: int = 0,
+        params: Mapping[str, Any] | None = None,
+    ) -> list[dict[str, Any]]:
+        """The first ``n`` samples as plain dicts with the rule's verdict on each
+        (``follows_rule``; ``None`` when the template has no checker)."""
+        kw = self.resolve_params(params)
+        return [
+            {
+                "prompt": e.prompt,
+                "completion": e.completion,
+                "meta": e.meta,
+                "follows_rule": self.check(e, e.completion, kw) if self.has_checker else None,
+            }
+            for e in self.preview(vocab, n, seed, kw)
+        ]
+
     # -- rule --------------------------------------------------------------------
     @property
     def has_checker(self) -> bool:

@@ -112,17 +112,7 @@ with tab_preview:
     seed = c1.number_input("Seed", min_value=0, step=1, key=seed_key)
     n = c3.slider("Samples", 1, 20, 4, key=f"n::{name}")
     try:
-        params = tpl.resolve_params(values)
-        examples = tpl.preview(vocab_for(space), n, int(seed), params)
-        samples = [
-            {
-                "prompt": e.prompt,
-                "completion": e.completion,
-                "meta": e.meta,
-                "follows_rule": tpl.check(e, e.completion, params),
-            }
-            for e in examples
-        ]
+        samples = tpl.preview_records(vocab_for(space), n, int(seed), values)
     except BadInput as exc:
         st.error(str(exc))
     except Exception as exc:  # noqa: BLE001 - a template bug shows as a message, not a trace
