@@ -157,3 +157,31 @@ def test_cli_gold_alignment(shared_data: Path, tmp_path: Path, capsys) -> None:
         == 2
     )
     assert "templates that apply: yes_no_qa" in capsys.readouterr().err
+
+
+def test_end_to_end_from_a_real_evaluation_run(
+    eval_backend: object, shared_data: Path, tmp_path: Path
+) -> None:
+    """Evaluate the embedded model on real rows, then read alignment records off the run."""
+    from cookbook_core import evaluation
+
+    cfg = evaluation.EvalConfig(
+        tasks=["squad", "arc_easy"], data_dir=str(shared_data), limit=6, max_new_tokens=8
+    )
+    evaluation.evaluate(cfg, tmp_path / "base", backend=eval_backend)
+    qa = alignment_runs.run_frame("document_qa", "squad", tmp_path / "base")
+    assert len(qa) == 6 and set(qa["correct"]) <= {0.0, 1.0}
+    records = evaluation.read_records(tmp_path / "base", "squad")
+    assert list(qa["answer"]) == [r["generation"] for r in records]
+    mc = alignment_runs.run_frame("multiple_choice_qa", "arc_easy", tmp_path / "base")
+    chosen = [
+        int(max(range(len(r["loglikelihoods"])), key=r["loglikelihoods"].__getitem__))
+        for r in evaluation.read_records(tmp_path / "base", "arc_easy")
+    ]
+    assert list(mc["answer"]) == chosen
+    for _, rec in mc.iterrows():  # a model follows the rule exactly when it picks the rule's choice
+        assert rec["follows_rule"] == (
+            not rec["abstained"] and rec["answer"] == rec["rule_prediction"]
+        )
+    s = alignment_runs.summarize(qa)
+    assert 0 <= s["generation_alignment"] <= 1 and s["n"] == 6
