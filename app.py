@@ -12,7 +12,13 @@ st.set_page_config(page_title="Cookbook Studio", page_icon=":material/menu_book:
 pages = [
     st.Page("pages/home.py", title="Overview", icon=":material/home:", default=True),
     st.Page("pages/templates.py", title="Templates", icon=":material/extension:"),
+    st.Page("pages/datasets.py", title="Datasets", icon=":material/dataset:"),
+    st.Page("pages/training.py", title="Training", icon=":material/model_training:"),
+    st.Page("pages/evaluation.py", title="Evaluation", icon=":material/leaderboard:"),
     st.Page("pages/mixing.py", title="Mixing", icon=":material/tune:"),
     st.Page("pages/alignment.py", title="Alignment", icon=":material/rule:"),
+    st.Page("pages/selfguide.py", title="SELF-GUIDE", icon=":material/auto_fix_high:"),
+    st.Page("pages/experiments.py", title="Experiments", icon=":material/science:"),
+    st.Page("pages/jobs.py", title="Jobs", icon=":material/work_history:"),
 ]
 st.navigation(pages).run()

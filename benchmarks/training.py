@@ -1,27 +1,38 @@
 """Benchmark: our trainer vs a plain TRL ``SFTTrainer`` on the same model, data and steps.
 
-Usage: ``python benchmarks/training.py [--steps 10] [--batch-size 8] [--n 400]``.
+Usage: ``python benchmarks/training.py [--steps 10] [--batch-size 8] [--n 400]
+[--seeds 0,1,2] [--repeats 1] [--contenders trl,ours]``.
 
-One run trains each contender in its own child process (so each one's peak memory
-is its own), one after the other, on the embedded SmolLM2-135M-Instruct with the
-same LoRA (r, alpha, dropout, target modules), learning rate, batch size, seed,
-steps and training rows (a mixture of templates, so lengths vary).  Contenders:
+Every run trains one contender in its own child process (so each one's peak memory
+is its own) on the embedded SmolLM2-135M-Instruct with the same LoRA (r, alpha,
+dropout, target modules), learning rate and schedule (linear, no warmup, no weight
+decay: TrainingArguments' defaults on both sides), batch size, seed, steps and
+training rows (a mixture of templates, so lengths vary).  With the same seed both
+sides see the same batches in the same order and start from the same LoRA weights
+(our sampler uses the permutation of transformers' default sampler; both seed
+before PEFT initializes the adapter), and both average the loss over the batch's
+completion tokens, so their losses are directly comparable.  Contenders:
 
-* ``ours``: :func:`cookbook_core.training.train` with its defaults (seeded shuffling,
-  LM head only on completion positions, no gradient checkpointing).
+* ``ours``: :func:`cookbook_core.training.train` with its defaults (LM head only on
+  completion positions, no gradient checkpointing).
 * ``trl``: ``SFTTrainer`` with TRL's defaults (prompt/completion in conversational
   form, completion-only loss, gradient checkpointing on as TRL ships it); only the
   precision is matched to ours (fp32 on CPU, bf16 on CUDA) so the losses compare.
+  TRL's chat formatting also trains the ``\n`` after ``<|im_end|>`` (one more
+  completion token per row, counted in its tokens).
 * ``trl-nogc``: the same with gradient checkpointing off; ``ours-grouped``: ours with
-  length-grouped batches across the dataset; ``ours-split``: ours with each batch run
-  as 4 length-sorted pieces.  Pick with ``--contenders``.
+  length-grouped batches across the dataset (a different data order);
+  ``ours-split``: ours with each batch run as 4 length-sorted pieces.
 
-Reported per contender: tokens/s (non-padding tokens processed per second of
+Runs alternate which contender goes first for each (seed, repeat), so a load change
+on a shared machine does not always hit the same side.  Reported per contender
+(medians over runs): tokens/s (non-padding tokens processed per second of
 ``train()``), tokens per CPU-second (steadier than wall time on a shared machine),
-samples/s, peak memory (CPU: max RSS of the child; CUDA: max
-allocated), and the completion-only loss on held-out rows after training ("at the
-same loss").  The ratios ours/trl are printed; they are measurements, not a pass
-or fail.  Requires ``trl`` (a dev dependency).
+samples/s, peak memory (CPU: max RSS of the child; CUDA: max allocated), the mean
+training loss and the completion-only loss on held-out rows after training ("at
+the same loss"); then ours/baseline ratios as the median over paired runs (same
+seed and repeat) and the held-out loss differences.  They are measurements, not a
+pass or fail.  Requires ``trl`` (``requirements-bench.txt``).
 """
 
 from __future__ import annotations
@@ -30,6 +41,7 @@ import argparse
 import json
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -138,7 +150,7 @@ def child(which: str, spec: dict[str, Any]) -> dict[str, Any]:
             seconds = res["seconds"]
             metrics = training.read_metrics(tmp)
             tokens = metrics[-1]["tokens"]
-            train_loss = sum(m["loss"] for m in metrics) / len(metrics)
+            losses = [m["loss"] for m in metrics]
             peak = _peak_mem_mb()
             model, tok = training.load_trained(tmp)
         else:
@@ -184,7 +196,7 @@ def child(which: str, spec: dict[str, Any]) -> dict[str, Any]:
             seconds, cpu = time.time() - started, _cpu_s() - cpu0
             logs = [h for h in trainer.state.log_history if "loss" in h]
             tokens = logs[-1]["num_tokens"]
-            train_loss = sum(h["loss"] for h in logs) / len(logs)
+            losses = [h["loss"] for h in logs]
             peak = _peak_mem_mb()
             model = trainer.model
         held = heldout_loss(model, tok, held_path)
@@ -198,10 +210,74 @@ def child(which: str, spec: dict[str, Any]) -> dict[str, Any]:
         "tokens_per_cpu_s": round(tokens / cpu, 1),
         "samples_per_s": round(samples / seconds, 3),
         "peak_mem_mb": round(peak, 1),
-        "train_loss_mean": round(train_loss, 4),
+        "train_loss_mean": round(sum(losses) / len(losses), 4),
+        "train_losses": [round(x, 4) for x in losses],
         "heldout_loss": round(held, 4),
         "device": "cuda" if cuda else "cpu",
     }
+
+
+def _run_child(which: str, spec: dict[str, Any]) -> dict[str, Any]:
+    proc = subprocess.run(
+        [sys.executable, __file__, "--child", which, "--spec", json.dumps(spec)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
+    if proc.returncode != 0 or not lines:
+        print(proc.stdout[-3000:], proc.stderr[-3000:], file=sys.stderr)
+        raise SystemExit(f"{which} failed (exit {proc.returncode})")
+    return json.loads(lines[-1][len("RESULT ") :])
+
+
+def _median(xs: list[float]) -> float:
+    return statistics.median(xs) if xs else float("nan")
+
+
+def summarize(runs: list[dict[str, Any]]) -> tuple[str, list[str]]:
+    """A table of per-contender medians and the ours/baseline ratios of paired runs.
+
+    Each ratio is taken between two runs of the same (seed, repeat), which ran next
+    to each other in time, and the median over those pairs is reported.
+    """
+    names = list(dict.fromkeys(r["which"] for r in runs))
+    lines = [
+        f"{'trainer':<13} {'runs':>4} {'tokens/s':>9} {'tok/CPU-s':>10} {'samples/s':>10} "
+        f"{'peak MB':>8} {'train loss':>11} {'held-out loss':>14}"
+    ]
+    for name in names:
+        rs = [r for r in runs if r["which"] == name]
+        lines.append(
+            f"{name:<13} {len(rs):>4} {_median([r['tokens_per_s'] for r in rs]):>9.1f} "
+            f"{_median([r['tokens_per_cpu_s'] for r in rs]):>10.1f} "
+            f"{_median([r['samples_per_s'] for r in rs]):>10.3f} "
+            f"{_median([r['peak_mem_mb'] for r in rs]):>8.0f} "
+            f"{_median([r['train_loss_mean'] for r in rs]):>11.4f} "
+            f"{_median([r['heldout_loss'] for r in rs]):>14.4f}"
+        )
+    ratios = []
+    key = lambda r: (r["seed"], r["repeat"])  # noqa: E731
+    for name in [n for n in names if n.startswith("ours")]:
+        for base in [n for n in names if n.startswith("trl")]:
+            b_by = {key(r): r for r in runs if r["which"] == base}
+            pairs = [(r, b_by[key(r)]) for r in runs if r["which"] == name and key(r) in b_by]
+            if not pairs:
+                continue
+
+            def med(field: str, pairs: list[Any] = pairs) -> float:
+                return _median([o[field] / b[field] for o, b in pairs])
+
+            dloss = [o["heldout_loss"] - b["heldout_loss"] for o, b in pairs]
+            ratios.append(
+                f"{name} / {base} (median of {len(pairs)} paired runs): "
+                f"tokens/s x{med('tokens_per_s'):.2f}, "
+                f"tokens per CPU-second x{med('tokens_per_cpu_s'):.2f}, "
+                f"samples/s x{med('samples_per_s'):.2f}, "
+                f"peak memory x{med('peak_mem_mb'):.2f}; held-out loss difference "
+                f"median {_median(dloss):+.4f} (range {min(dloss):+.4f} to {max(dloss):+.4f})"
+            )
+    return "\n".join(lines), ratios
 
 
 def main() -> int:
@@ -211,7 +287,8 @@ def main() -> int:
     ap.add_argument("--n", type=int, default=400, help="rows generated (the last 48 held out)")
     ap.add_argument("--lr", type=float, default=3e-4)
     ap.add_argument("--lora-r", type=int, default=16)
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seeds", default="0", help="comma-separated training seeds (data order)")
+    ap.add_argument("--repeats", type=int, default=1, help="runs of every (contender, seed)")
     ap.add_argument(
         "--contenders",
         default="trl,ours",
@@ -230,54 +307,43 @@ def main() -> int:
 
     models.ensure_embedded()
     folder = paths.cache_dir("bench", "training")
-    train, held = make_data(folder, args.n, args.seed)
-    spec = {
-        "train": str(train),
-        "held": str(held),
-        "steps": args.steps,
-        "batch_size": args.batch_size,
-        "lr": args.lr,
-        "lora_r": args.lora_r,
-        "seed": args.seed,
-    }
-    results = {}
-    for which in args.contenders.split(","):
-        print(f"running {which} ...", file=sys.stderr, flush=True)
-        proc = subprocess.run(
-            [sys.executable, __file__, "--child", which, "--spec", json.dumps(spec)],
-            capture_output=True,
-            text=True,
-            env={**os.environ, "PYTHONPATH": str(ROOT)},
-        )
-        lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
-        if proc.returncode != 0 or not lines:
-            print(proc.stdout[-3000:], proc.stderr[-3000:], file=sys.stderr)
-            raise SystemExit(f"{which} failed (exit {proc.returncode})")
-        results[which] = json.loads(lines[-1][len("RESULT ") :])
-        print(json.dumps(results[which]), file=sys.stderr, flush=True)
+    train, held = make_data(folder, args.n, 0)
+    contenders = args.contenders.split(",")
+    seeds = [int(x) for x in args.seeds.split(",")]
+    runs: list[dict[str, Any]] = []
+    slot = 0
+    for repeat in range(args.repeats):
+        for seed in seeds:
+            spec = {
+                "train": str(train),
+                "held": str(held),
+                "steps": args.steps,
+                "batch_size": args.batch_size,
+                "lr": args.lr,
+                "lora_r": args.lora_r,
+                "seed": seed,
+            }
+            # Alternate which contender goes first, so a load change on the shared
+            # machine does not always land on the same side.
+            order = contenders if slot % 2 == 0 else contenders[::-1]
+            slot += 1
+            for which in order:
+                print(
+                    f"running {which} seed {seed} repeat {repeat} ...", file=sys.stderr, flush=True
+                )
+                res = {**_run_child(which, spec), "seed": seed, "repeat": repeat}
+                res["load_avg_1m"] = round(os.getloadavg()[0], 2)
+                runs.append(res)
+                print(json.dumps(res), file=sys.stderr, flush=True)
 
-    print(
-        f"\n{'trainer':<10} {'tokens/s':>9} {'samples/s':>10} {'peak MB':>9} "
-        f"{'train loss':>11} {'held-out loss':>14}"
-    )
-    for r in results.values():
-        print(
-            f"{r['which']:<10} {r['tokens_per_s']:>9.1f} {r['samples_per_s']:>10.3f} "
-            f"{r['peak_mem_mb']:>9.0f} {r['train_loss_mean']:>11.4f} {r['heldout_loss']:>14.4f}"
-        )
-    for name in [k for k in results if k.startswith("ours")]:
-        ours = results[name]
-        for base in [k for k in results if k.startswith("trl")]:
-            b = results[base]
-            print(
-                f"{name} / {base}: tokens/s x{ours['tokens_per_s'] / b['tokens_per_s']:.2f}, "
-                f"tokens per CPU-second x{ours['tokens_per_cpu_s'] / b['tokens_per_cpu_s']:.2f}, "
-                f"samples/s x{ours['samples_per_s'] / b['samples_per_s']:.2f}, "
-                f"peak memory x{ours['peak_mem_mb'] / b['peak_mem_mb']:.2f}, "
-                f"held-out loss {ours['heldout_loss']:.4f} vs {b['heldout_loss']:.4f}"
-            )
+    table, ratios = summarize(runs)
+    print("\n" + table)
+    for line in ratios:
+        print(line)
     if args.json:
-        Path(args.json).write_text(json.dumps({"spec": spec, "results": results}, indent=2))
+        Path(args.json).write_text(
+            json.dumps({"args": vars(args), "runs": runs, "ratios": ratios}, indent=2)
+        )
     return 0
 
 

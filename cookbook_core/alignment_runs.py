@@ -10,9 +10,12 @@ model's answer follows the rule, and whether the model was right.  From those:
 * across runs against a base run: the change in generation alignment against the
   change in accuracy, with their correlation and a bootstrap interval.
 
-The model's answer is its generation for generation tasks, and its highest
-log-likelihood choice for log-likelihood tasks.  This module reads runs; it never
-runs a model.
+The model's answer is its generation for generation tasks, its highest
+log-likelihood choice for multiple-choice log-likelihood tasks, and for cloze tasks
+(LAMBADA, one gold continuation) the first word of the greedy continuation that
+evaluation records, since the gold word's log-likelihood only says whether the
+model's answer is the gold word.  :func:`runs_table` lists every evaluation run of a
+task in the workspace.  This module reads runs; it never runs a model.
 """
 
 from __future__ import annotations
@@ -30,8 +33,15 @@ from cookbook_core.errors import BadInput
 PRIMARY_METRICS = ("exact_match", "acc", "accuracy", "f1")
 
 
+CLOZE_FAMILIES = ("cloze_last_word",)
+
+
 class MissingEvaluation(BadInput):
     """The run has no records for the task: evaluate it first."""
+
+
+class MissingGreedy(MissingEvaluation):
+    """A cloze run's records predate recording the greedy continuation."""
 
 
 def resolve_run(run: str | Path) -> Path:
@@ -58,9 +68,24 @@ def primary(scores: Mapping[str, Any]) -> float:
 
 
 def model_answer(record: Mapping[str, Any], family: str) -> Any:
-    """What the model answered: generation text, chosen index, or chosen label."""
+    """What the model answered: generation text, chosen index, or chosen label.
+
+    For cloze rows (LAMBADA) it is the first word of the model's recorded greedy
+    continuation: the log-likelihood of the single gold continuation says only
+    whether the greedy answer is the gold word, so the argmax over "choices" would
+    always be the gold word.  Records without it cannot say what the model answered.
+    """
     if "generation" in record:
         return record["generation"]
+    if family in CLOZE_FAMILIES:
+        text = record.get("greedy_continuation")
+        if text is None:
+            raise MissingGreedy(
+                f"record {record.get('id')} has no greedy continuation (evaluated before "
+                "cloze runs recorded one): the model's answer is unknown"
+            )
+        words = alignment.tokenize(str(text))
+        return words[0].text if words else ""
     lls = record.get("loglikelihoods")
     if not lls:
         raise BadInput(f"record {record.get('id')} has neither a generation nor log-likelihoods")
@@ -108,6 +133,16 @@ def run_frame(
             f"`cookbook eval ... --task {task_name}` first"
         )
     records = evaluation.read_records(run_dir, task_name)
+    if (
+        tasks.get(task_name).kind == "cloze"
+        and records
+        and not all("greedy_continuation" in r for r in records)
+    ):
+        raise MissingGreedy(
+            f"run {run_dir.name} has no greedy continuations for {task_name} (it was "
+            "evaluated before cloze runs recorded them), so the model's answers are unknown: "
+            f"evaluate it again with `cookbook eval ... --task {task_name}`"
+        )
     rows, verdicts = gold_alignment(
         template, task_name, info.get("source"), limit=info.get("n"), params=params
     )
@@ -237,3 +272,57 @@ def runs_with_task(task_name: str) -> list[dict[str, Any]]:
     from cookbook_core import evaluation
 
     return [s for s in evaluation.list_runs() if task_name in s.get("tasks", {})]
+
+
+RUN_TABLE_COLUMNS = (
+    "run",
+    "created",
+    "model",
+    "adapter",
+    "n",
+    "gold_alignment",
+    "generation_alignment",
+    "accuracy",
+    "accuracy_aligned",
+    "accuracy_unaligned",
+    "note",
+)
+
+
+def _adapter_label(adapter: str | None) -> str:
+    if not adapter:
+        return "base model"
+    p = Path(adapter)
+    return p.parent.name if p.name == "adapter" else p.name
+
+
+def runs_table(
+    template: str, task_name: str, *, params: Mapping[str, Any] | None = None
+) -> pd.DataFrame:
+    """One row per evaluation run in the workspace that has ``task_name`` (newest first):
+    gold alignment, generation alignment and accuracy (also on the aligned and
+    unaligned subsets).  A run whose records cannot be aligned keeps its row, with
+    empty statistics and the reason in ``note``; no runs gives an empty frame."""
+    alignment.rule(template, _family(task_name))  # clear error before reading runs
+    out = []
+    for s in runs_with_task(task_name):
+        run_dir = Path(s["run_dir"])
+        row: dict[str, Any] = {
+            "run": s.get("run_id") or run_dir.name,
+            "created": s.get("created", ""),
+            "model": s.get("model_display") or s.get("model", ""),
+            "adapter": _adapter_label(s.get("adapter")),
+            "note": "",
+        }
+        try:
+            stats = summarize(run_frame(template, task_name, run_dir, params=params))
+        except BadInput as exc:
+            stats = {"n": s["tasks"][task_name].get("n")}
+            row["note"] = str(exc)
+        out.append({**row, **stats})
+    return pd.DataFrame(out, columns=list(RUN_TABLE_COLUMNS))
+
+
+def _family(task_name: str) -> str:
+    kind = tasks.get(task_name).kind
+    return _KIND_TO_FAMILY.get(kind, kind)

@@ -26,6 +26,8 @@ EXTENSIONS: list[str] = [
     "cookbook_core.cli_eval",
     "cookbook_core.cli_mix",
     "cookbook_core.cli_align",
+    "cookbook_core.cli_experiment",
+    "cookbook_core.cli_selfguide",
 ]
 
 Handler = Callable[[argparse.Namespace], int]

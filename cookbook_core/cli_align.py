@@ -3,7 +3,8 @@
 Without ``--run``: gold alignment of a template's rule on a task's rows (no model).
 With ``--run``: per-run generation alignment and accuracy on the aligned/unaligned
 subsets; with ``--base`` too: the change against the base run, and the
-alignment-vs-accuracy correlation when there are enough points.  ``--out`` writes
+alignment-vs-accuracy correlation when there are enough points.  ``--all-runs``: a
+table of every evaluation run in the workspace that has the task.  ``--out`` writes
 the per-example records (verdicts, evidence spans, answers) as JSONL.
 """
 
@@ -31,6 +32,8 @@ def cmd_align(args: argparse.Namespace) -> int:
     from cookbook_core import alignment, alignment_runs
 
     params = _params(args.param)
+    if args.all_runs:
+        return _all_runs(args, params)
     if not args.run:
         rows, verdicts = alignment_runs.gold_alignment(
             args.template, args.task, args.data_dir, limit=args.limit, params=params
@@ -97,6 +100,33 @@ def cmd_align(args: argparse.Namespace) -> int:
     return 0
 
 
+def _all_runs(args: argparse.Namespace, params: dict[str, float]) -> int:
+    from cookbook_core import alignment_runs
+
+    table = alignment_runs.runs_table(args.template, args.task, params=params)
+    if table.empty:
+        raise alignment_runs.MissingEvaluation(
+            f"no evaluation run in the workspace has task {args.task!r}: run "
+            f"`cookbook eval --task {args.task} ...` first"
+        )
+    shown = table.drop(columns=["note"]).copy()
+    for c in (
+        "gold_alignment",
+        "generation_alignment",
+        "accuracy",
+        "accuracy_aligned",
+        "accuracy_unaligned",
+    ):
+        shown[c] = (100 * shown[c].astype(float)).round(1)
+    print(f"{args.template} on {args.task}: {len(table)} evaluation run(s), percentages")
+    print(shown.to_string(index=False))
+    for _, row in table[table["note"] != ""].iterrows():
+        print(f"  {row['run']}: {row['note']}")
+    if args.out:
+        _write(args.out, table.to_dict("records"))
+    return 0
+
+
 def _write(path: str, records: list[dict[str, Any]]) -> None:
     with open(path, "w", encoding="utf-8") as fh:
         for rec in records:
@@ -117,6 +147,12 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--limit", type=int)
     p.add_argument("--run", action="append", default=[], help="evaluation run id or folder")
     p.add_argument("--base", help="base run to compare --run against")
+    p.add_argument(
+        "--all-runs",
+        action="store_true",
+        help="one row per evaluation run in the workspace that has --task: gold alignment, "
+        "generation alignment, accuracy",
+    )
     p.add_argument(
         "--param",
         action="append",

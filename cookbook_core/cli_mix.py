@@ -106,26 +106,20 @@ def cmd_what_if(args: argparse.Namespace) -> int:
 
 
 def cmd_build(args: argparse.Namespace) -> int:
-    from cookbook_core import dataset_io
-    from cookbook_core.generate import GenerateConfig, Source, generate
+    from cookbook_core import mix_build
+    from cookbook_core.generate import generate
 
     weights = parse_weights(args.weights)
     total = sum(weights.values())
     if abs(total - 1) > 1e-6 and not args.normalize:
         raise BadInput(f"weights sum to {total:g}, not 1; pass --normalize to rescale them")
-    extra: dict[str, Any] = {"mixture": {"weights": {t: w / total for t, w in weights.items()}}}
-    if args.from_result:
-        extra["mixture"] = json.loads(Path(args.from_result).read_text())
-    else:
-        extra["mixture"]["objective"] = "user-given"
-    cfg = GenerateConfig(
-        sources=[Source(t, w) for t, w in weights.items() if w > 0],
-        n=args.n,
-        seed=args.seed,
-        workers=args.workers,
-        extra=extra,
+    provenance = json.loads(Path(args.from_result).read_text()) if args.from_result else None
+    if provenance is not None:
+        provenance.pop("weights", None)
+    cfg = mix_build.mixture_config(
+        weights, args.n, seed=args.seed, workers=args.workers, provenance=provenance
     )
-    out = Path(args.out) if args.out else dataset_io.datasets_root() / f"mix-n{args.n}-s{args.seed}"
+    out = Path(args.out) if args.out else mix_build.default_out(args.n, args.seed)
     m = generate(cfg, out, overwrite=args.overwrite)
     print(f"wrote {m['n']} samples to {out}")
     for t in m["templates"]:
@@ -173,3 +167,7 @@ def add_commands(sub: Any) -> None:
     )
     p.add_argument("--overwrite", action="store_true")
     p.set_defaults(func=cmd_build)
+
+    from cookbook_core import cli_sweep
+
+    cli_sweep.add_commands(msub)

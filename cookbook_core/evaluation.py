@@ -12,6 +12,9 @@ the run folder:
 * ``records/<task>.jsonl``: one line per example: ``id``, ``prompt`` (the exact text
   given to the model), ``gold``, and either ``generation``/``finish``/``n_tokens``
   or per-choice ``continuations``/``loglikelihoods``/``is_greedy``; then ``scores``.
+  Cloze tasks (LAMBADA) also record ``greedy_continuation``: the model's own greedy
+  text after the context (up to ``CLOZE_GREEDY_TOKENS`` tokens, cut at a newline),
+  since their log-likelihood only says whether that answer is the gold word.
 
 Prompt formats: ``plain`` (lm-evaluation-harness's text, no chat template: the
 default for log-likelihood tasks, needed for parity) and ``chat`` (the model's chat
@@ -41,6 +44,7 @@ from cookbook_core.errors import BadInput, CookbookError
 
 PROMPT_FORMATS = ("auto", "plain", "chat")
 BOOTSTRAP_RESAMPLES = 1000
+CLOZE_GREEDY_TOKENS = 6  # greedy tokens recorded after a cloze context (a word and a bit)
 
 
 class EvalConfigError(BadInput):
@@ -336,23 +340,39 @@ def _run_loglik(
         doc, pairs = task.loglik_requests(row, shots, chat)
         docs.append(doc)
         groups.append(pairs)
-    results = backend.loglikelihood(groups, progress=step)
-    records = []
-    for row, doc, pairs, res in zip(rows, docs, groups, results, strict=True):
-        contexts = [c for c, _ in pairs]
-        records.append(
-            {
-                "id": row.get("id"),
-                "prompt": contexts[0] if len(set(contexts)) == 1 else contexts,
-                "continuations": [c for _, c in pairs],
-                "loglikelihoods": [r.logprob for r in res],
-                "is_greedy": [r.is_greedy for r in res],
-                "n_tokens": [r.n_tokens for r in res],
-                "gold": doc.gold,
-                "truncated": any(r.truncated for r in res),
-                "scores": task.score_loglik(doc, [(r.logprob, r.is_greedy) for r in res]),
-            }
+    n = len(rows)
+    cloze = task.kind == "cloze"
+    # A cloze task scores one continuation (the gold word): its log-likelihood says
+    # whether the model's greedy answer *is* the gold word, not what the answer is.
+    # So the greedy continuation itself is generated too (progress: two halves).
+    results = backend.loglikelihood(
+        groups, progress=(lambda d, _t: step(d // 2, n)) if cloze else step
+    )
+    greedy: list[Any] = [None] * n
+    if cloze:
+        greedy = backend.generate(
+            [pairs[0][0] for pairs in groups],
+            max_new_tokens=CLOZE_GREEDY_TOKENS,
+            stop=("\n",),
+            progress=lambda d, _t: step(n // 2 + (d + 1) // 2, n),
         )
+    records = []
+    for row, doc, pairs, res, g in zip(rows, docs, groups, results, greedy, strict=True):
+        contexts = [c for c, _ in pairs]
+        rec = {
+            "id": row.get("id"),
+            "prompt": contexts[0] if len(set(contexts)) == 1 else contexts,
+            "continuations": [c for _, c in pairs],
+            "loglikelihoods": [r.logprob for r in res],
+            "is_greedy": [r.is_greedy for r in res],
+            "n_tokens": [r.n_tokens for r in res],
+            "gold": doc.gold,
+            "truncated": any(r.truncated for r in res),
+            "scores": task.score_loglik(doc, [(r.logprob, r.is_greedy) for r in res]),
+        }
+        if g is not None:
+            rec["greedy_continuation"] = g.text
+        records.append(rec)
     return records
 
 

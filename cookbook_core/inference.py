@@ -13,6 +13,8 @@ Two backends behind one interface (:class:`Backend`):
   the positions that are scored.  Generation is batched greedy decoding with left
   padding and stop strings; a generation that reaches ``max_new_tokens`` is returned
   with ``finish="length"`` (recorded by the caller, never an error).
+  :meth:`Backend.sample` draws ``n`` random completions per prompt (temperature,
+  top-k, seeded: :class:`Sampling`) through the same batching, for data synthesis.
 * :class:`VLLMBackend` (imported lazily): ``LLM(..., enable_lora=True)`` with a
   ``LoRARequest`` for adapters, greedy ``SamplingParams`` for generation and
   ``prompt_logprobs`` for log-likelihood.  NOT RUN in this project's test suite or
@@ -74,6 +76,29 @@ class Generation:
     prompt_truncated: bool = False
 
 
+@dataclass(frozen=True)
+class Sampling:
+    """Random sampling settings for :meth:`Backend.sample`: ``n`` samples per prompt.
+
+    ``top_k`` None or 0 means no top-k cut.  ``seed`` seeds the sampler once per call
+    (transformers: ``torch.manual_seed``; vLLM: ``SamplingParams.seed``).
+    """
+
+    temperature: float = 1.0
+    top_k: int | None = None
+    n: int = 1
+    seed: int = 0
+
+    def check(self) -> None:
+        """Raise ``BadInput`` for settings that cannot sample."""
+        if not (self.temperature > 0):
+            raise BadInput(f"sampling temperature must be > 0, got {self.temperature!r}")
+        if self.top_k is not None and self.top_k < 0:
+            raise BadInput(f"top_k must be >= 0 (0/None: off), got {self.top_k!r}")
+        if self.n < 1:
+            raise BadInput(f"number of samples must be >= 1, got {self.n!r}")
+
+
 class Backend(ABC):
     """What evaluation needs from a model."""
 
@@ -96,6 +121,18 @@ class Backend(ABC):
         progress: Progress | None = None,
     ) -> list[Generation]:
         """Greedy completions of already-formatted prompts."""
+
+    def sample(
+        self,
+        prompts: Sequence[str],
+        *,
+        sampling: Sampling,
+        max_new_tokens: int,
+        stop: Sequence[str] = (),
+        progress: Progress | None = None,
+    ) -> list[list[Generation]]:
+        """``sampling.n`` random completions per prompt (temperature / top-k sampling)."""
+        raise InferenceError(f"backend {self.name!r} cannot sample")
 
 
 # ----------------------------------------------------------------------------------
@@ -381,23 +418,59 @@ class TransformersBackend(Backend):
         stop: Sequence[str] = (),
         progress: Progress | None = None,
     ) -> list[Generation]:
+        rows = self._decode(prompts, max_new_tokens, stop, progress, None)
+        return [r[0] for r in rows]
+
+    def sample(
+        self,
+        prompts: Sequence[str],
+        *,
+        sampling: Sampling,
+        max_new_tokens: int,
+        stop: Sequence[str] = (),
+        progress: Progress | None = None,
+    ) -> list[list[Generation]]:
+        sampling.check()
+        return self._decode(prompts, max_new_tokens, stop, progress, sampling)
+
+    def _decode(
+        self,
+        prompts: Sequence[str],
+        max_new_tokens: int,
+        stop: Sequence[str],
+        progress: Progress | None,
+        sampling: Sampling | None,
+    ) -> list[list[Generation]]:
+        """Batched decoding: greedy (``sampling`` None, one output per prompt) or sampled."""
         torch = self._torch
         if max_new_tokens < 1:
             raise BadInput(f"max_new_tokens must be >= 1, got {max_new_tokens}")
+        n = sampling.n if sampling is not None else 1
+        if sampling is not None:
+            torch.manual_seed(sampling.seed)
+            how: dict[str, Any] = {
+                "do_sample": True,
+                "temperature": sampling.temperature,
+                "top_k": sampling.top_k or 0,
+                "top_p": None,
+                "num_return_sequences": n,
+            }
+        else:
+            how = {"do_sample": False, "temperature": None, "top_p": None, "top_k": None}
         room = max(self.max_length - max_new_tokens, 1)
         encoded = []
         for text in prompts:
             ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
             encoded.append((list(ids[-room:]), len(ids) > room))
         order = sorted(range(len(prompts)), key=lambda i: -len(encoded[i][0]))
-        out: list[Generation | None] = [None] * len(prompts)
+        out: list[list[Generation] | None] = [None] * len(prompts)
         eos = self.tokenizer.eos_token_id
         done = 0
         i = 0
         with torch.inference_mode():
             while i < len(order):
                 longest = len(encoded[order[i]][0]) + max_new_tokens
-                size = max(1, min(self.max_batch, self.batch_tokens // longest))
+                size = max(1, min(self.max_batch, self.batch_tokens // longest) // n)
                 idx = order[i : i + size]
                 i += len(idx)
                 width = max(len(encoded[j][0]) for j in idx)
@@ -414,17 +487,18 @@ class TransformersBackend(Backend):
                     input_ids=ids.to(self.device),
                     attention_mask=mask.to(self.device),
                     max_new_tokens=max_new_tokens,
-                    do_sample=False,
-                    temperature=None,
-                    top_p=None,
-                    top_k=None,
                     pad_token_id=self.pad_id,
                     eos_token_id=eos,
+                    **how,
                     **kwargs,
                 )
                 for r, j in enumerate(idx):
-                    new = gen[r, width:].tolist()
-                    out[j] = self._finish(new, stop, max_new_tokens, encoded[j][1])
+                    out[j] = [
+                        self._finish(
+                            gen[r * n + s, width:].tolist(), stop, max_new_tokens, encoded[j][1]
+                        )
+                        for s in range(n)
+                    ]
                 done += len(idx)
                 if progress:
                     progress(done, len(prompts))
@@ -570,6 +644,40 @@ class VLLMBackend(Backend):
         if progress:
             progress(len(prompts), len(prompts))
         return gens
+
+    def sample(
+        self,
+        prompts: Sequence[str],
+        *,
+        sampling: Sampling,
+        max_new_tokens: int,
+        stop: Sequence[str] = (),
+        progress: Progress | None = None,
+    ) -> list[list[Generation]]:
+        from vllm import SamplingParams
+
+        sampling.check()
+        params = SamplingParams(
+            n=sampling.n,
+            temperature=sampling.temperature,
+            top_k=sampling.top_k or -1,
+            seed=sampling.seed,
+            max_tokens=max_new_tokens,
+            stop=list(stop),
+        )
+        outs = self.llm.generate(list(prompts), params, lora_request=self.lora, use_tqdm=False)
+        rows = []
+        for o in outs:
+            row = []
+            for c in o.outputs:
+                finish = {"length": "length"}.get(str(c.finish_reason), "stop")
+                if finish == "stop" and c.stop_reason is None:
+                    finish = "eos"
+                row.append(Generation(c.text, len(c.token_ids), finish))
+            rows.append(row)
+        if progress:
+            progress(len(prompts), len(prompts))
+        return rows
 
 
 # ----------------------------------------------------------------------------------

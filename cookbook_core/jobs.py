@@ -93,7 +93,12 @@ class JobKind:
 
 KINDS: dict[str, JobKind] = {}
 # Modules that register more kinds when imported; imported on a lookup miss.
-KIND_PROVIDERS: list[str] = ["cookbook_core.evaluation"]
+KIND_PROVIDERS: list[str] = [
+    "cookbook_core.evaluation",
+    "cookbook_core.cells",
+    "cookbook_core.experiments",
+    "cookbook_core.selfguide",
+]
 
 
 def register_kind(

@@ -9,6 +9,11 @@
   go to the first choice (``numpy.argmax``).
 * Yes/no (/maybe) answers parsed from a generation; F1 of a positive class; macro F1.
 * Seeded percentile bootstrap intervals for any aggregate over examples.
+* ROUGE-L F-measure, two variants named apart: :func:`rouge_l` (token level, as the
+  Super-NaturalInstructions evaluation: NI answer normalization, then words) and
+  :func:`rouge_l_chars` (the SELF-GUIDE authors' variant: longest common subsequence
+  of the raw strings' characters); :func:`last_label` (the SELF-GUIDE authors' answer
+  extraction for classification: the last occurrence of any label in the output).
 
 Nothing here loads a model or reads files.
 """
@@ -155,3 +160,61 @@ def bootstrap_mean_ci(
     means = arr[rng.integers(0, arr.size, (n, arr.size))].mean(axis=1)
     lo, hi = np.quantile(means, [alpha / 2, 1 - alpha / 2])
     return float(lo), float(hi)
+
+
+# ----------------------------------------------------------------------------------
+# ROUGE-L and label extraction (Super-NaturalInstructions / SELF-GUIDE)
+
+
+def normalize_ni(text: str) -> str:
+    """Super-NaturalInstructions answer normalization: lowercase, drop punctuation,
+    collapse whitespace (unlike SQuAD's, articles are kept)."""
+    text = "".join(ch for ch in text.lower() if ch not in _PUNCT)
+    return " ".join(text.split())
+
+
+def lcs_length(a: Sequence[Any], b: Sequence[Any]) -> int:
+    """Length of the longest common subsequence of two sequences (O(len(a) * len(b)))."""
+    if len(a) < len(b):
+        a, b = b, a
+    prev = [0] * (len(b) + 1)
+    for x in a:
+        cur = [0]
+        for j, y in enumerate(b):
+            cur.append(prev[j] + 1 if x == y else max(prev[j + 1], cur[j]))
+        prev = cur
+    return prev[-1]
+
+
+def _lcs_f(pred: Sequence[Any], gold: Sequence[Any]) -> float:
+    if not pred or not gold:
+        return float(not pred and not gold)
+    lcs = lcs_length(pred, gold)
+    if lcs == 0:
+        return 0.0
+    precision, recall = lcs / len(pred), lcs / len(gold)
+    return 2 * precision * recall / (precision + recall)
+
+
+def rouge_l(prediction: str, gold: str) -> float:
+    """Token-level ROUGE-L F-measure after :func:`normalize_ni` (words split on whitespace).
+
+    Two empty strings score 1.0; one empty string scores 0.0.
+    """
+    return _lcs_f(normalize_ni(prediction).split(), normalize_ni(gold).split())
+
+
+def rouge_l_chars(prediction: str, gold: str) -> float:
+    """The SELF-GUIDE authors' "ROUGE-L": LCS F-measure over the raw strings' characters
+    (no normalization).  Reported next to :func:`rouge_l`, never instead of it."""
+    return _lcs_f(prediction, gold)
+
+
+def last_label(text: str, labels: Sequence[str]) -> str | None:
+    """The last occurrence in ``text`` of any of ``labels`` (case-sensitive, as the
+    SELF-GUIDE authors extract a classification answer), or None."""
+    if not labels:
+        return None
+    pattern = re.compile("|".join(re.escape(lab) for lab in sorted(labels, key=len, reverse=True)))
+    found = list(pattern.finditer(text))
+    return found[-1].group() if found else None

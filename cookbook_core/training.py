@@ -15,11 +15,13 @@ What it does:
   whole padded batch with little padding, but more, smaller passes (off by default:
   not yet measured on a quiet machine).  No gradient checkpointing by default.
   ``benchmarks/training.py`` compares all this with a plain ``SFTTrainer``.
-* **Data order.** Plain seeded shuffling by default.  ``group_by_length=True``
-  batches rows of similar length across the dataset (:class:`LengthGroupedSampler`,
-  least padding), but with template mixtures that makes batches nearly
-  single-template, which measured worse held-out loss at equal steps; the
-  in-batch split above gets most of the padding saving without changing the order.
+* **Data order.** Plain seeded shuffling by default: the same permutation as a plain
+  ``transformers.Trainer`` (or TRL's ``SFTTrainer``) with the same seed, so runs of
+  either see the same batches.  ``group_by_length=True`` batches rows of similar
+  length across the dataset (:class:`LengthGroupedSampler`, least padding), but with
+  template mixtures that makes batches nearly single-template, which measured worse
+  held-out loss at equal steps; the in-batch split above gets most of the padding
+  saving without changing the order.
 * **Run directory.** ``config.json`` (:class:`TrainConfig`), ``metrics.jsonl`` (one
   line per optimizer step: step, loss, learning rate, tokens/s, elapsed, eta),
   ``checkpoints/checkpoint-N`` every ``save_every`` steps (adapter or weights,
@@ -253,11 +255,17 @@ class LengthGroupedSampler:
         return iter(self.order(self.epoch))
 
     def order(self, epoch: int) -> list[int]:
-        rng = random.Random(self.seed * 1_000_003 + epoch)
-        idx = list(range(len(self.lengths)))
-        rng.shuffle(idx)
+        import torch
+
+        # The same permutation as transformers' default (accelerate's seedable)
+        # sampler: torch.randperm seeded with seed + epoch.  So a plain Trainer or
+        # TRL's SFTTrainer with the same seed sees the same batches in the same order,
+        # which is what lets benchmarks/training.py compare losses step for step.
+        gen = torch.Generator().manual_seed(self.seed + epoch)
+        idx = torch.randperm(len(self.lengths), generator=gen).tolist()
         if not self.group:
             return idx
+        rng = random.Random(self.seed * 1_000_003 + epoch)
         size = self.batch_size * self.mega
         batches: list[list[int]] = []
         for start in range(0, len(idx), size):

@@ -62,7 +62,30 @@ c3.metric("Rule abstains", f"{100 * summary['abstained']:.1f}%")
 
 runs = alignment_runs.runs_with_task(task)
 frames: dict[str, pd.DataFrame] = {}
+PCT_COLS = (
+    "gold_alignment",
+    "generation_alignment",
+    "accuracy",
+    "accuracy_aligned",
+    "accuracy_unaligned",
+)
 if runs:
+    st.subheader("All evaluation runs")
+    st.caption(
+        f"Every evaluation run in the workspace that has `{task}`: gold alignment, generation "
+        "alignment and accuracy (%), also on the examples whose answer follows the rule "
+        "(aligned) and the rest."
+    )
+    try:
+        table = alignment_runs.runs_table(template, task)
+    except BadInput as exc:
+        st.warning(str(exc))
+    else:
+        shown_all = table.copy()
+        for col in PCT_COLS:
+            shown_all[col] = (100 * shown_all[col].astype(float)).round(1)
+        st.dataframe(shown_all, hide_index=True, width="stretch")
+
     st.subheader("Models")
     labels = {s["run_id"]: f"{s['run_id']} · {s.get('adapter') or 'base model'}" for s in runs}
     picked = st.multiselect(
@@ -80,13 +103,7 @@ if runs:
     if frames:
         stats = pd.DataFrame([{"run": r, **alignment_runs.summarize(f)} for r, f in frames.items()])
         shown = stats.copy()
-        for col in (
-            "gold_alignment",
-            "generation_alignment",
-            "accuracy",
-            "accuracy_aligned",
-            "accuracy_unaligned",
-        ):
+        for col in PCT_COLS:
             shown[col] = (100 * shown[col]).round(1)
         st.dataframe(shown, hide_index=True, width="stretch")
         if len(frames) >= 2:

@@ -1,13 +1,16 @@
-"""Mixing page: the accuracy matrix as a heatmap, the optimizer with its objective and
-bounds, and what-if sliders that show predicted per-task accuracy as weights move."""
+"""Mixing page: the accuracy matrix as a heatmap, the linear-fit validation of a sweep
+(predicted vs observed, error statistics), the optimizer with its objective and bounds,
+what-if sliders that show predicted per-task accuracy as weights move, and building
+the mixed dataset as a job."""
 
 import io
 
+import numpy as np
 import pandas as pd
 import streamlit as st
 
-from cookbook_core import mixing
-from cookbook_core.errors import BadInput
+from cookbook_core import mix_build, mixing, sweep
+from cookbook_core.errors import BadInput, CookbookError
 
 st.title("Mixing")
 st.caption(
@@ -37,17 +40,50 @@ else:
     raw = pd.read_csv(root / choice, index_col=0)
 
 try:
+    raw = raw.astype(float)
+except ValueError as exc:
+    st.error(f"The matrix must hold numbers: {exc}")
+    st.stop()
+st.plotly_chart(mixing.heatmap_figure(raw), width="stretch")
+gaps = [(t, k) for t in raw.index for k in raw.columns if not np.isfinite(raw.at[t, k])]
+if gaps:
+    st.warning(
+        f"{len(gaps)} cell(s) not measured yet: "
+        + ", ".join(f"({t}, {k})" for t, k in gaps)
+        + ". The optimizer below uses only the complete rows; finish the sweep with "
+        "`cookbook mix sweep NAME`."
+    )
+    raw = raw.dropna()
+try:
     A_all = mixing.check_matrix(raw)
 except BadInput as exc:
     st.error(str(exc))
     st.stop()
 
-st.plotly_chart(mixing.heatmap_figure(A_all), width="stretch")
 A = A_all.drop(index=["base"], errors="ignore")
 templates = list(A.index)
 if not templates:
-    st.error("The matrix has no template rows besides 'base'.")
+    st.error("The matrix has no complete template rows besides 'base'.")
     st.stop()
+
+sweep_name = choice.removesuffix(".csv")
+if sweep_name in sweep.list_sweeps():
+    with st.expander("Does the linear model hold? (this sweep's validation mixtures)", True):
+        try:
+            v = sweep.validation(sweep.load(sweep_name), n_boot=500)
+        except BadInput as exc:
+            st.info(str(exc))
+        else:
+            s = v["stats"]
+            m1, m2, m3, m4 = st.columns(4)
+            m1.metric("mean |error|", f"{s['mean_abs_error']:.2f} pts", help="paper: 1.4")
+            m2.metric("median |error|", f"{s['median_abs_error']:.2f} pts", help="paper: 0.4")
+            m3.metric("leave-one-out mean |error|", f"{v['loo_mean_abs_error']:.2f} pts")
+            m4.metric("cells", s["cells"])
+            st.plotly_chart(mixing.scatter_figure(v["table"]), width="stretch")
+            shown = v["table"].copy()
+            shown[["predicted", "observed"]] *= 100
+            st.dataframe(shown.round(2), hide_index=True, width="stretch")
 
 left, right = st.columns(2)
 with left:
@@ -99,3 +135,20 @@ with right:
         table = mixing.what_if(A, norm, reference)
         st.plotly_chart(mixing.what_if_figure(table), width="stretch")
         st.dataframe((100 * table).round(1), width="stretch")
+
+st.subheader("Build the mixed dataset")
+b1, b2, b3 = st.columns(3)
+n_build = b1.number_input("Samples", 10, 10_000_000, 10_000, step=1000, key="build_n")
+seed_build = b2.number_input("Seed", 0, 2**31 - 1, 0, key="build_seed")
+if b3.button("Generate as a job", type="primary", disabled=total <= 0):
+    try:
+        job_id = mix_build.submit(
+            weights, int(n_build), seed=int(seed_build), provenance={"objective": "what-if sliders"}
+        )
+    except (BadInput, CookbookError) as exc:
+        st.error(str(exc))
+    else:
+        st.success(
+            f"Queued job `{job_id}`: follow it on the Jobs page; the dataset appears on "
+            "the Datasets page when it finishes."
+        )

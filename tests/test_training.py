@@ -80,6 +80,18 @@ def test_sampler_is_deterministic_and_groups_by_length() -> None:
     assert grouped < ungrouped  # less padding
 
 
+def test_plain_order_is_the_trainer_default_order() -> None:
+    """Ungrouped, our order is the permutation of transformers' default (accelerate's
+    seedable) sampler with the same seed, so TRL/Trainer runs see the same batches."""
+    from accelerate.data_loader import SeedableRandomSampler
+
+    for seed in (0, 3):
+        ref = SeedableRandomSampler(range(50), data_seed=seed)
+        ours = training.LengthGroupedSampler([1] * 50, 8, seed, group=False)
+        assert ours.order(0) == list(ref)  # first epoch
+        assert ours.order(1) == list(ref)  # the reference advanced its epoch itself
+
+
 def test_fast_loss_matches_the_model_loss(embedded_model: Path, tiny_dataset: Path) -> None:
     import torch
 

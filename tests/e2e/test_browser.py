@@ -105,12 +105,50 @@ def open_page(page, studio: str, title: str) -> None:
     page.get_by_role("heading", name=title).first.wait_for()
 
 
+def shoot(page, name: str) -> None:
+    """Screenshot the whole page: Streamlit scrolls inside its main block, so the viewport
+    is stretched to the content's height for the shot."""
+    page.wait_for_timeout(800)  # let charts finish their transition
+    height = page.evaluate(
+        """() => { const m = document.querySelector('[data-testid="stMainBlockContainer"]');
+                   return m ? m.scrollHeight : 1000; }"""
+    )
+    page.set_viewport_size({"width": 1400, "height": max(1000, min(int(height) + 150, 7000))})
+    page.wait_for_timeout(800)
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+    page.set_viewport_size({"width": 1400, "height": 1000})
+
+
+def set_number(page, label: str, value: int) -> None:
+    """Type into a Streamlit number input and commit it (Enter), then let the page rerun."""
+    box = page.get_by_label(label, exact=True)
+    box.fill(str(value))
+    box.press("Enter")
+    page.wait_for_function(
+        """([l, v]) => [...document.querySelectorAll('input')].some(
+               i => i.getAttribute('aria-label') === l && i.value === v)""",
+        arg=[label, str(value)],
+    )
+    page.wait_for_timeout(500)
+
+
+def wait_jobs_done(kind: str, timeout: float) -> list:
+    """Wait (in the test process, same workspace) until no job of ``kind`` is active."""
+    from cookbook_core import jobs
+
+    deadline = time.monotonic() + timeout
+    while jobs.list_jobs(states=jobs.ACTIVE, kind=kind):
+        assert time.monotonic() < deadline, f"{kind} jobs still active after {timeout} s"
+        time.sleep(1)
+    return jobs.list_jobs(kind=kind)
+
+
 def test_overview_page(page, studio: str) -> None:
     page.goto(studio)
     page.get_by_role("heading", name="Cookbook Studio").wait_for()
     page.locator('[data-testid="stDataFrame"]').wait_for()
     page.locator("td", has_text="document_qa").first.wait_for(state="attached")
-    page.screenshot(path=str(SHOTS / "overview.png"), full_page=True)
+    shoot(page, "overview")
 
 
 def test_templates_page_preview_and_new_seed(page, studio: str) -> None:
@@ -125,7 +163,64 @@ def test_templates_page_preview_and_new_seed(page, studio: str) -> None:
         arg=before,
     )
     assert "4/4 samples follow the rule" in page.content()
-    page.screenshot(path=str(SHOTS / "templates.png"), full_page=True)
+    shoot(page, "templates")
+
+
+def test_datasets_page_generates_a_dataset(page, studio: str) -> None:
+    open_page(page, studio, "Datasets")
+    set_number(page, "Samples", 40)
+    set_number(page, "Seed", 7)
+    page.get_by_text("Planned: document_qa 40 (100%)").wait_for()
+    page.get_by_role("button", name="Generate").click()
+    page.get_by_text("Wrote 40 samples").wait_for(timeout=120_000)
+    page.get_by_text("seed 7 · created").wait_for()  # the new dataset's manifest
+    page.get_by_text("#0 ·").wait_for()
+    assert "Document:" in page.locator('[data-testid="stCode"]').first.inner_text()
+    shoot(page, "datasets")
+
+
+def test_training_page_runs_a_tiny_job(page, studio: str, embedded_model: Path) -> None:
+    open_page(page, studio, "Training")
+    set_number(page, "Steps", 2)
+    set_number(page, "Batch size", 2)
+    page.get_by_text("More options").click()
+    set_number(page, "Max tokens", 64)
+    set_number(page, "LoRA rank", 4)
+    set_number(page, "Checkpoint every", 1)
+    page.get_by_role("button", name="Start training").click()
+    # ~30 s on a quiet 2-core machine; far longer when the machine is shared
+    page.get_by_text("Finished 2 steps").wait_for(timeout=420_000)
+    page.locator(".js-plotly-plot").first.wait_for()
+    (job,) = [j for j in wait_jobs_done("train", 10) if j.config.get("max_length") == 64][:1]
+    assert job.state == "succeeded" and job.config["steps"] == 2
+    assert job.config["data"].endswith("document_qa-n40-s7")  # the newest dataset
+    shoot(page, "training")
+
+
+def test_evaluation_page_compares_base_and_tuned(page, studio: str, shared_data: Path) -> None:
+    open_page(page, studio, "Evaluation")
+    data = page.get_by_label("Evaluation data", exact=True)
+    data.fill(str(shared_data))
+    data.press("Enter")
+    page.wait_for_timeout(500)
+    page.get_by_label("Tasks", exact=True).click()  # the multiselect's input
+    page.keyboard.type("arc_easy")
+    page.keyboard.press("Enter")
+    page.keyboard.press("Escape")
+    set_number(page, "Examples per task (0: all)", 4)
+    page.get_by_role("button", name="Start evaluation").click()  # the base model
+    page.get_by_text("Fine-tuned adapter").wait_for()
+    page.locator('[data-testid="stSelectbox"]', has_text="Fine-tuned adapter").click()
+    page.get_by_role("option").nth(1).click()  # the run trained above
+    page.wait_for_timeout(500)
+    page.get_by_role("button", name="Start evaluation").click()
+    runs = wait_jobs_done("eval", 480)
+    assert [j.state for j in runs[:2]] == ["succeeded", "succeeded"]
+    open_page(page, studio, "Evaluation")
+    page.get_by_text("correct ·").first.wait_for()
+    page.locator(".js-plotly-plot").first.wait_for()
+    assert "tuned" in page.content()
+    shoot(page, "evaluation")
 
 
 def test_mixing_page(page, studio: str) -> None:
@@ -142,11 +237,18 @@ def test_mixing_page(page, studio: str) -> None:
     open_page(page, studio, "Mixing")
     page.get_by_text("worst task").first.wait_for()
     page.locator(".js-plotly-plot").nth(2).wait_for()
-    page.screenshot(path=str(SHOTS / "mixing.png"), full_page=True)
+    shoot(page, "mixing")
 
 
 def test_alignment_page(page, studio: str, shared_data: Path) -> None:
     open_page(page, studio, "Alignment")
     page.get_by_text("Gold alignment").first.wait_for()
     page.locator("mark").first.wait_for(state="attached")
-    page.screenshot(path=str(SHOTS / "alignment.png"), full_page=True)
+    shoot(page, "alignment")
+
+
+def test_jobs_page(page, studio: str) -> None:
+    open_page(page, studio, "Jobs")
+    page.locator('[data-testid="stDataFrame"]').first.wait_for()
+    page.get_by_text("Log lines").wait_for()
+    shoot(page, "jobs")

@@ -1,0 +1,110 @@
+"""Experiments page: the paper's effects as measured in this workspace (the same tables and
+figures as docs/RESULTS.md), and forms that queue the experiment commands as jobs."""
+
+import pandas as pd
+import streamlit as st
+
+from cookbook_core import discovery, experiments, results, tasks
+from cookbook_core.errors import BadInput, CookbookError
+
+st.title("Experiments")
+st.caption(
+    "Does training on template data help on the real task? Does the linear mixing model "
+    "hold? Every number below comes from a finished run in this workspace; "
+    "`cookbook experiment report` writes the same page to docs/RESULTS.md."
+)
+
+try:
+    c = results.collect()
+except (BadInput, CookbookError) as exc:
+    st.error(f"Could not read the stored experiments: {exc}")
+    st.stop()
+
+if not c["single"] and not c["mixes"]:
+    st.info(
+        "No experiment has finished yet. Queue one below, or from a terminal: "
+        "`cookbook experiment single-task --template document_qa` (about 15 minutes on a "
+        "laptop CPU)."
+    )
+
+st.subheader("Single-task: base vs fine-tuned")
+st_table = c["single_table"]
+if len(st_table):
+    st.plotly_chart(c["figures"]["single_task"], width="stretch")
+    shown = st_table[["template", "task", "metric", "rows", "base", "tuned", "gain", "steps"]]
+    shown = shown.assign(
+        gain_ci=[f"[{a:.1f}, {b:.1f}]" for a, b in st_table["gain_ci"]],
+        train_min=st_table["train_min"].round(1),
+    )
+    st.dataframe(shown.round(1), hide_index=True, width="stretch")
+else:
+    st.caption("none yet")
+
+for res in c["mixes"]:
+    st.subheader(f"Cookbook-Mix: {res['name']}")
+    left, right = st.columns(2)
+    left.plotly_chart(c["figures"][f"{res['name']}_matrix"], width="stretch")
+    if f"{res['name']}_fit" in c["figures"]:
+        right.plotly_chart(c["figures"][f"{res['name']}_fit"], width="stretch")
+        s = res["validation"]["stats"]
+        right.caption(
+            f"mean |error| {s['mean_abs_error']:.2f} pts · median {s['median_abs_error']:.2f} "
+            "pts (paper: 1.4 / 0.4)"
+        )
+    st.plotly_chart(c["figures"][f"{res['name']}_comparison"], width="stretch")
+    st.dataframe(pd.DataFrame(res["comparison"]).T.round(1), width="stretch")
+
+al = c["alignment_table"]
+if len(al):
+    st.subheader("Template alignment before and after training")
+    st.dataframe(al.drop(columns=["note"], errors="ignore").round(1), hide_index=True)
+    if c.get("correlation"):
+        r, lo, hi = c["correlation"]
+        st.caption(f"Pearson r (Δ alignment vs Δ accuracy) = {r:.2f}, 95% CI [{lo:.2f}, {hi:.2f}]")
+    if "alignment" in c["figures"]:
+        st.plotly_chart(c["figures"]["alignment"], width="stretch")
+
+st.divider()
+st.subheader("Run an experiment")
+names = [e.name for e in discovery.scan() if e.ok]
+with st.form("single_task"):
+    st.markdown("**Single-task** — base model vs fine-tuned on one template")
+    f1, f2, f3, f4 = st.columns(4)
+    template = f1.selectbox(
+        "Template", names, index=names.index("document_qa") if "document_qa" in names else 0
+    )
+    steps = f2.number_input("LoRA steps", 1, 10_000, 80)
+    limit = f3.number_input("Evaluation rows per task", 1, 100_000, 100)
+    n = f4.number_input("Training samples", 8, 10_000_000, 2000)
+    task_pick = st.multiselect("Tasks (empty: the template's own)", sorted(tasks.TASKS))
+    if st.form_submit_button("Queue single-task experiment"):
+        try:
+            cfg = experiments.SingleTaskConfig(
+                template=template, tasks=task_pick, steps=int(steps), limit=int(limit), n=int(n)
+            )
+            experiments.check("single-task", cfg)
+            st.success(f"Queued job `{experiments.submit('single-task', cfg)}` (see Jobs).")
+        except (BadInput, CookbookError) as exc:
+            st.error(str(exc))
+
+with st.form("mix"):
+    st.markdown("**Cookbook-Mix** — sweep, fit, optimize, compare")
+    picked = st.multiselect("Templates", names, key="mix_templates")
+    g1, g2, g3, g4 = st.columns(4)
+    group = g1.selectbox("Task group", sorted(tasks.GROUPS), key="mix_group")
+    msteps = g2.number_input("LoRA steps per cell", 1, 10_000, 24)
+    mlimit = g3.number_input("Rows per task", 1, 100_000, 50)
+    dirichlet = g4.number_input("Validation mixtures", 0, 50, 2)
+    if st.form_submit_button("Queue mix experiment"):
+        try:
+            mcfg = experiments.MixConfig(
+                templates=picked,
+                tasks=[group],
+                steps=int(msteps),
+                limit=int(mlimit),
+                dirichlet=int(dirichlet),
+            )
+            experiments.check("mix", mcfg)
+            st.success(f"Queued job `{experiments.submit('mix', mcfg)}` (see Jobs).")
+        except (BadInput, CookbookError) as exc:
+            st.error(str(exc))

@@ -1,0 +1,172 @@
+"""Training page: launch a LoRA or full fine-tune on a generated dataset as a background
+job, watch its status, progress and loss curve live, cancel and resume it, and see every
+training job with its state."""
+
+import streamlit as st
+
+from cookbook_core import dataset_io, jobs, studio_jobs, training
+from cookbook_core.errors import CookbookError
+
+ss = st.session_state
+st.title("Training")
+st.caption(
+    "Fine-tune a model on template data: the loss is computed on the completion tokens only; "
+    "the prompt is formatted with the model's chat template, exactly as evaluation formats it. "
+    "Runs are background jobs that checkpoint, so they can be cancelled and resumed."
+)
+
+# ----------------------------------------------------------------------------------
+# Launch
+
+datasets = dataset_io.list_datasets()
+OTHER = "(another folder or JSONL file)"
+with st.container(border=True):
+    st.subheader("New fine-tune")
+    if not datasets:
+        st.info(
+            "No generated datasets yet: make one on the **Datasets** page first (or run "
+            "`cookbook generate -t document_qa -n 1000`). You can also give the path of a "
+            "JSONL file of prompt/completion rows below."
+        )
+    labels = {d["path"]: f"{d['name']} · {d['n']:,} samples" for d in datasets}
+    if ss.get("tr_data") not in (*labels, OTHER):
+        ss.pop("tr_data", None)  # that dataset is gone
+    c1, c2 = st.columns([2, 1])
+    data = c1.selectbox(
+        "Dataset", [*labels, OTHER], key="tr_data", format_func=lambda p: labels.get(p, p)
+    )
+    if data == OTHER:
+        data = c1.text_input("Dataset path", key="tr_data_path", placeholder="/path/to/data.jsonl")
+    model = c2.text_input(
+        "Model",
+        "default",
+        key="tr_model",
+        help="'default' is the embedded SmolLM2-135M-Instruct; or a local model folder, "
+        "or a hub id already in the local cache",
+    )
+    c1, c2, c3, c4 = st.columns(4)
+    method = c1.radio("Method", training.METHODS, key="tr_method", horizontal=True)
+    steps = int(c2.number_input("Steps", 1, 1_000_000, 80, key="tr_steps"))
+    lr = c3.number_input("Learning rate", 1e-7, 1.0, 3e-4, step=1e-5, format="%.1e", key="tr_lr")
+    batch = int(c4.number_input("Batch size", 1, 4096, 8, key="tr_batch"))
+    with st.expander("More options"):
+        a1, a2, a3, a4, a5 = st.columns(5)
+        max_length = int(a1.number_input("Max tokens", 16, 32768, 512, key="tr_maxlen"))
+        lora_r = int(a2.number_input("LoRA rank", 1, 1024, 16, key="tr_rank"))
+        save_every = int(a3.number_input("Checkpoint every", 1, 100_000, 20, key="tr_save"))
+        seed = int(a4.number_input("Seed", 0, 2**31 - 1, 0, key="tr_seed"))
+        max_samples = int(a5.number_input("Use rows (0: all)", 0, 10**9, 0, key="tr_maxs"))
+    if st.button("Start training", type="primary", icon=":material/play_arrow:", key="tr_go"):
+        try:
+            cfg = studio_jobs.train_config(
+                data or "",
+                model=model.strip() or "default",
+                method=method,
+                steps=steps,
+                lr=float(lr),
+                batch_size=batch,
+                max_length=max_length,
+                lora_r=lora_r,
+                lora_alpha=2 * lora_r,
+                save_every=save_every,
+                seed=seed,
+                max_samples=max_samples or None,
+            )
+            job = jobs.submit("train", cfg, name=f"{method} {steps} steps")
+        except CookbookError as exc:
+            st.error(str(exc))
+        else:
+            ss["tr_select_next"] = job.id
+            st.toast(f"Started {job.id}")
+
+# ----------------------------------------------------------------------------------
+# Watch one run
+
+st.subheader("Runs")
+try:
+    train_jobs = jobs.list_jobs(kind="train")
+except CookbookError as exc:
+    st.error(str(exc))
+    st.stop()
+if not train_jobs:
+    st.info("No training runs yet: choose a dataset above and press **Start training**.")
+    st.stop()
+
+by_id = {j.id: j for j in train_jobs}
+if ss.get("tr_select_next") in by_id:
+    ss["tr_pick"] = ss.pop("tr_select_next")
+if ss.get("tr_pick") not in by_id:
+    ss.pop("tr_pick", None)
+pick = st.selectbox(
+    "Run",
+    list(by_id),
+    key="tr_pick",
+    format_func=lambda i: f"{i} · {by_id[i].name or ''}",  # no state: it changes while shown
+)
+
+
+def run_panel(job_id: str) -> None:
+    """Live status, progress, loss curve and controls of one training job."""
+    try:
+        jobs.pump()
+        job = jobs.get(job_id)
+    except CookbookError as exc:
+        st.error(str(exc))
+        return
+    st.progress(studio_jobs.progress_fraction(job) or 0.0, text=studio_jobs.status_line(job))
+    if job.state in ("failed", "lost"):
+        st.error(studio_jobs.failure_details(job, studio_jobs.log_tail(job, 60)))
+    elif job.state == "cancelled":
+        st.warning(f"{job.reason or 'Cancelled'}. Resume continues from the last checkpoint.")
+    b1, b2, _ = st.columns([1, 1, 4])
+    if job.active and b1.button("Cancel", icon=":material/stop:", key="tr_cancel"):
+        try:
+            jobs.cancel(job.id)
+        except CookbookError as exc:
+            st.error(str(exc))
+        st.rerun()
+    if job.state in ("cancelled", "failed", "lost") and b2.button(
+        "Resume", icon=":material/replay:", key="tr_resume"
+    ):
+        try:
+            jobs.resume(job.id)
+        except CookbookError as exc:
+            st.error(str(exc))
+        st.rerun()
+    metrics = training.read_metrics(job.run_dir)
+    if metrics:
+        st.plotly_chart(studio_jobs.loss_figure(metrics), width="stretch", key="tr_loss")
+    else:
+        st.caption("The loss curve appears after the first optimizer step.")
+    summary = studio_jobs.train_summary(job)
+    if job.state == "succeeded":
+        first, last = summary["first_loss"], summary["last_loss"]
+        change = f" (loss {first:.3f} → {last:.3f})" if first is not None else ""
+        st.success(
+            f"Finished {summary['steps_done']} steps{change}. Outputs: "
+            f"{', '.join(summary['outputs'])} in `{job.run_dir}`. Evaluate the adapter on the "
+            "**Evaluation** page."
+        )
+    with st.expander("Configuration"):
+        st.json(job.config, expanded=1)
+    seen = ss.setdefault("tr_seen_state", {})
+    if seen.get(job.id, job.state) != job.state:
+        seen[job.id] = job.state
+        st.rerun()  # refresh the job list below
+    seen[job.id] = job.state
+
+
+active = by_id[pick].active
+st.fragment(run_every=2.0 if active else None)(run_panel)(pick)
+
+st.markdown("#### All training jobs")
+st.dataframe(
+    studio_jobs.jobs_frame(train_jobs).drop(columns=["kind"]),
+    hide_index=True,
+    width="stretch",
+    column_config={
+        "progress": st.column_config.ProgressColumn(
+            "progress", min_value=0, max_value=100, format="%.0f%%"
+        )
+    },
+)

@@ -1,0 +1,73 @@
+"""The Training page under AppTest: empty state, bad input, and a tiny real LoRA run
+launched, cancelled, resumed and finished from the page, with its loss curve."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from cookbook_core import jobs, training
+
+PAGE = str(Path(__file__).resolve().parent.parent / "pages" / "training.py")
+
+
+def page() -> AppTest:
+    return AppTest.from_file(PAGE, default_timeout=60).run()
+
+
+def test_empty_workspace_and_bad_input(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COOKBOOK_HOME", str(tmp_path / "home"))
+    at = page()
+    assert not at.exception, at.exception
+    infos = " ".join(i.value for i in at.info)
+    assert "No generated datasets yet" in infos and "No training runs yet" in infos
+    at.button(key="tr_go").click().run()
+    assert any("choose a dataset" in e.value for e in at.error)
+    at.text_input(key="tr_data_path").input(str(tmp_path / "missing.jsonl")).run()
+    at.number_input(key="tr_steps").set_value(7).run()
+    at.button(key="tr_go").click().run()
+    assert any("does not exist" in e.value for e in at.error)
+    assert at.number_input(key="tr_steps").value == 7  # the user's edits stay
+    assert jobs.list_jobs(refresh=False) == []
+
+
+def _wait(cond, timeout: float) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.time() + timeout
+    while not cond():
+        assert time.time() < deadline, "timed out"
+        time.sleep(0.3)
+
+
+@pytest.mark.slow  # two worker starts and a model load: about a minute on 2 quiet cores
+def test_launch_cancel_resume_and_finish(embedded_model: Path, tiny_dataset: Path) -> None:
+    at = page()
+    at.selectbox(key="tr_data").set_value(str(tiny_dataset)).run()
+    at.number_input(key="tr_steps").set_value(2).run()
+    at.number_input(key="tr_batch").set_value(2).run()
+    at.number_input(key="tr_maxlen").set_value(64).run()
+    at.number_input(key="tr_rank").set_value(4).run()
+    at.number_input(key="tr_save").set_value(1).run()
+    at.button(key="tr_go").click().run()
+    assert not at.exception, at.exception
+    job_id = at.session_state["tr_pick"]
+    assert jobs.get(job_id).config["steps"] == 2
+
+    at.button(key="tr_cancel").click().run()
+    _wait(lambda: jobs.get(job_id).state == "cancelled", 120)
+    at.run()
+    assert any("Resume" in b.label for b in at.button)
+    at.button(key="tr_resume").click().run()
+    assert jobs.get(job_id).state in ("queued", "running", "succeeded")
+    job = jobs.wait(job_id, timeout=300)
+    assert job.state == "succeeded", jobs.read_log(job_id, tail=40)
+
+    at.run()
+    assert not at.exception, at.exception
+    assert any("Finished 2 steps" in s.value for s in at.success)
+    assert len(at.get("plotly_chart")) == 1  # the loss curve
+    assert [m["step"] for m in training.read_metrics(job.run_dir)] == [1, 2]
+    table = at.dataframe[0].value
+    assert table.loc[table["id"] == job_id, "state"].item() == "✓ succeeded"
