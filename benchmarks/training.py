@@ -27,7 +27,9 @@ completion tokens, so their losses are directly comparable.  Contenders:
 Runs alternate which contender goes first for each (seed, repeat), so a load change
 on a shared machine does not always hit the same side.  Reported per contender
 (medians over runs): tokens/s (non-padding tokens processed per second of
-``train()``), tokens per CPU-second (steadier than wall time on a shared machine),
+``train()``), tokens per CPU-second (CPU time of the whole child: model load,
+tokenization and training, the same for both; steadier than wall time on a shared
+machine, above all with ``--threads 1``, where no thread spins waiting for another),
 samples/s, peak memory (CPU: max RSS of the child; CUDA: max allocated), the mean
 training loss and the completion-only loss on held-out rows after training ("at
 the same loss"); then ours/baseline ratios as the median over paired runs (same
@@ -118,6 +120,15 @@ def _peak_mem_mb() -> float:
 def child(which: str, spec: dict[str, Any]) -> dict[str, Any]:
     import torch
 
+    if spec.get("threads"):
+        torch.set_num_threads(spec["threads"])
+    import peft  # noqa: F401  (imports outside the measured CPU time, on both sides)
+    import transformers  # noqa: F401
+
+    if which.startswith("trl"):
+        import datasets  # noqa: F401
+        import trl  # noqa: F401
+
     from cookbook_core import models, training
 
     lora = dict(
@@ -145,7 +156,7 @@ def child(which: str, spec: dict[str, Any]) -> dict[str, Any]:
                 save_every=10**9,
                 max_length=1024,
             )
-            res = training.train(cfg, tmp)  # its CPU time includes loading + tokenizing
+            res = training.train(cfg, tmp)
             cpu = _cpu_s() - cpu0
             seconds = res["seconds"]
             metrics = training.read_metrics(tmp)
@@ -191,8 +202,9 @@ def child(which: str, spec: dict[str, Any]) -> dict[str, Any]:
                 processing_class=tok,
                 peft_config=LoraConfig(task_type="CAUSAL_LM", **lora),
             )
-            started, cpu0 = time.time(), _cpu_s()
+            started = time.time()
             trainer.train()
+            # CPU time from the child's start, like ours: load + tokenize + train
             seconds, cpu = time.time() - started, _cpu_s() - cpu0
             logs = [h for h in trainer.state.log_history if "loss" in h]
             tokens = logs[-1]["num_tokens"]
@@ -290,6 +302,12 @@ def main() -> int:
     ap.add_argument("--seeds", default="0", help="comma-separated training seeds (data order)")
     ap.add_argument("--repeats", type=int, default=1, help="runs of every (contender, seed)")
     ap.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch CPU threads per run (1 keeps CPU time honest on a loaded machine)",
+    )
+    ap.add_argument(
         "--contenders",
         default="trl,ours",
         help="comma-separated, from trl, ours, trl-nogc, ours-grouped, ours-split",
@@ -322,6 +340,7 @@ def main() -> int:
                 "lr": args.lr,
                 "lora_r": args.lora_r,
                 "seed": seed,
+                "threads": args.threads,
             }
             # Alternate which contender goes first, so a load change on the shared
             # machine does not always land on the same side.

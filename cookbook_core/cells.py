@@ -1,7 +1,8 @@
 """Cells: one mixture, trained and evaluated, stored so that it is never redone.
 
 A *cell* is the unit every Cookbook-Mix sweep and every experiment is made of: a
-mixture of templates (or nothing: the base model), a dataset generated from it, a
+mixture of templates and ``dataset:PATH`` sources such as a SELF-GUIDE run's pairs
+(:mod:`cookbook_core.mix_sources`), or nothing (the base model), a dataset generated from it, a
 fine-tune on that dataset, and evaluations of the result on some tasks.  Its folder
 ``<home>/cells/<name>-<key>/`` is named by a hash of everything that determines the
 trained model (weights, dataset size and seed, the templates' source code, the
@@ -110,14 +111,14 @@ class CellSpec:
 
     def identity(self) -> dict[str, Any]:
         """What determines the trained model (the name and role do not)."""
-        from cookbook_core import discovery
+        from cookbook_core import mix_sources
 
         if self.is_base:
             return {"model": self.model}
         return {
             "model": self.model,
             "weights": {t: round(w, 6) for t, w in self.normalized().items()},
-            "templates": {t: discovery.source_sha256(discovery.get(t)) for t in self.normalized()},
+            "templates": {t: mix_sources.fingerprint(t) for t in self.normalized()},
             "n": self.n,
             "data_seed": self.data_seed,
             "train": dict(sorted(self.train.items())),
@@ -254,7 +255,7 @@ def run(
     ``status`` is ``completed`` or ``stopped`` (``should_stop`` turned True; what was
     finished is kept and a later call continues).
     """
-    from cookbook_core import evaluation, training
+    from cookbook_core import evaluation, mix_sources, training
     from cookbook_core.generate import GenerateConfig, Source, generate
 
     cdir = cell_dir(spec)
@@ -269,7 +270,13 @@ def run(
     adapter: str | None = None
     if not spec.is_base:
         data = cdir / "dataset"
-        if not (data / "manifest.json").is_file():
+        if not (data / "manifest.json").is_file() and any(
+            map(mix_sources.is_dataset, spec.weights)
+        ):
+            mix_sources.build(
+                spec.normalized(), spec.n, data, seed=spec.data_seed, provenance={"cell": spec.name}
+            )
+        elif not (data / "manifest.json").is_file():
             cfg = GenerateConfig(
                 sources=[Source(t, w) for t, w in spec.normalized().items()],
                 n=spec.n,
@@ -336,11 +343,11 @@ def _from_job(config: Mapping[str, Any]) -> tuple[CellSpec, EvalSettings]:
 
 def validate_job(config: dict[str, Any]) -> dict[str, Any]:
     """Job validator: the templates, tasks and training options exist and make sense."""
-    from cookbook_core import discovery, tasks, training
+    from cookbook_core import mix_sources, tasks, training
 
     spec, settings = _from_job(config)
     for t in spec.weights:
-        discovery.get(t)
+        mix_sources.check(t)
     tasks.resolve(settings.tasks)
     if not spec.is_base:
         training.validate(_train_config(spec, cells_root() / "unused"))

@@ -80,6 +80,8 @@ def sweep_single_rows(mixes: list[dict[str, Any]]) -> pd.DataFrame:
         base = cells.results(by["base"], st)
         base_s = res["seconds"].get("base", {})
         for t in sw.templates:
+            if t.startswith("dataset:"):
+                continue
             tuned = cells.results(by[t], st)
             for task in discovery.get(t).tasks:
                 if task not in base or task not in tuned:

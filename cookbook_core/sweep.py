@@ -85,7 +85,7 @@ def new(
     **options: Any,
 ) -> SweepConfig:
     """A checked :class:`SweepConfig` (templates and tasks exist; groups expanded)."""
-    from cookbook_core import discovery, tasks
+    from cookbook_core import mix_sources, tasks
 
     _check_name(name)
     if len(templates) < 1:
@@ -93,7 +93,7 @@ def new(
     if len(set(templates)) != len(templates):
         raise SweepError("a template is listed twice")
     for t in templates:
-        discovery.get(t)
+        mix_sources.check(t)  # a template name or dataset:PATH (e.g. a SELF-GUIDE run)
     resolved = [t.name for t in tasks.resolve(task_names)]
     if not resolved:
         raise SweepError("a sweep needs at least one task (--task or --task-group)")

@@ -91,6 +91,8 @@ def run(job_id: str) -> int:
     ctx = JobContext(job)
     signal.signal(signal.SIGTERM, lambda *_: ctx.request_cancel())
     signal.signal(signal.SIGINT, lambda *_: ctx.request_cancel())
+    if _EARLY_STOP.is_set():  # a cancel that arrived while the worker was starting
+        ctx.request_cancel()
     stop = threading.Event()
     beat = threading.Thread(target=_heartbeat_loop, args=(ctx, stop), daemon=True)
     beat.start()
@@ -182,7 +184,13 @@ def run_train(ctx: JobContext) -> dict[str, Any]:
     )
 
 
+_EARLY_STOP = threading.Event()
+
+
 def main(argv: list[str] | None = None) -> int:
+    # Until the job's context exists, a SIGTERM only records the request (the default
+    # action would kill the worker before it could mark the job cancelled).
+    signal.signal(signal.SIGTERM, lambda *_: _EARLY_STOP.set())
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) != 1:
         print("usage: python -m cookbook_core.worker JOB_ID", file=sys.stderr)

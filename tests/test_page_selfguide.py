@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+import pytest
 from streamlit.testing.v1 import AppTest
 from test_selfguide_e2e import tiny_run
 
@@ -27,6 +28,7 @@ def test_empty_workspace_shows_tasks_and_says_how_to_start(
     assert len(at.dataframe[0].value) == 2  # the two demonstrations
 
 
+@pytest.mark.slow  # runs the tiny pipeline when the end-to-end tests have not
 def test_populated_run_shows_funnel_pairs_and_metrics(shared_data: Path, eval_backend: Any) -> None:
     run_dir = tiny_run("task1345", shared_data, backend=eval_backend)
     assert os.environ["COOKBOOK_HOME"] in str(run_dir)

@@ -87,6 +87,7 @@ def _check_run(run_dir: Path, family: str) -> dict[str, Any]:
     return {"pairs": pairs, "outs": outs, "ev": ev}
 
 
+@pytest.mark.slow
 def test_classification_task_end_to_end(shared_data: Path, eval_backend: Any) -> None:
     run_dir = tiny_run("task738", shared_data, backend=eval_backend)
     got = _check_run(run_dir, "classification")
@@ -105,6 +106,7 @@ def test_classification_task_end_to_end(shared_data: Path, eval_backend: Any) ->
     assert (run_dir / "pairs.jsonl").read_text() == before
 
 
+@pytest.mark.slow
 def test_generation_task_end_to_end(shared_data: Path, eval_backend: Any) -> None:
     run_dir = tiny_run("task1345", shared_data, backend=eval_backend)
     got = _check_run(run_dir, "generation")
@@ -112,6 +114,7 @@ def test_generation_task_end_to_end(shared_data: Path, eval_backend: Any) -> Non
     assert "rouge_l_chars" in got["ev"]["finetuned"]
 
 
+@pytest.mark.slow
 def test_stop_then_continue_and_empty_vote(
     shared_data: Path, eval_backend: Any, tmp_path: Path
 ) -> None:
@@ -162,7 +165,7 @@ def test_bad_requests_fail_before_any_model_loads(shared_data: Path) -> None:
     with pytest.raises(BadInput, match="no validation rows"):
         selfguide.validate(tiny_config("task1345", shared_data, eval_split="validation"))
     with pytest.raises(BadInput, match="did you mean 'task1345'"):
-        selfguide.validate(tiny_config("task1354", shared_data))
+        selfguide.validate(tiny_config("task1345x", shared_data))
     cfg = selfguide.validate(selfguide.SelfGuideConfig(task="task738", data_dir=str(shared_data)))
     assert cfg.input_temperature == 0.7 and cfg.input_length_filter is True
     assert cfg.output_length_filter is False
@@ -174,6 +177,7 @@ def test_bad_requests_fail_before_any_model_loads(shared_data: Path) -> None:
     assert kind.resumable and kind.runner == "cookbook_core.selfguide:run_job"
 
 
+@pytest.mark.slow  # runs the tiny pipeline when no earlier test did
 def test_cli_run_show_and_list(shared_data: Path, eval_backend: Any, capsys: Any) -> None:
     from cookbook_core import cli
 
@@ -185,3 +189,17 @@ def test_cli_run_show_and_list(shared_data: Path, eval_backend: Any, capsys: Any
     assert "tiny-task1345" in capsys.readouterr().out
     assert cli.main(["selfguide", "run", "--task", "task9999", "--data-dir", str(shared_data)]) == 2
     assert "unknown SELF-GUIDE task" in capsys.readouterr().err
+
+
+def test_backend_sampling_is_seeded_and_returns_n_per_prompt(eval_backend: Any) -> None:
+    from cookbook_core.inference import Sampling
+
+    prompts = ["Name a colour:", "Name a fruit:"]
+    s = Sampling(temperature=1.0, top_k=40, n=3, seed=5)
+    a = eval_backend.sample(prompts, sampling=s, max_new_tokens=6)
+    b = eval_backend.sample(prompts, sampling=s, max_new_tokens=6)
+    assert [len(r) for r in a] == [3, 3]
+    assert [[g.text for g in r] for r in a] == [[g.text for g in r] for r in b]
+    assert all(g.n_tokens <= 6 for r in a for g in r)
+    with pytest.raises(BadInput, match="temperature must be > 0"):
+        eval_backend.sample(prompts, sampling=Sampling(temperature=0.0), max_new_tokens=4)

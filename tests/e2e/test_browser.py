@@ -252,3 +252,10 @@ def test_jobs_page(page, studio: str) -> None:
     page.locator('[data-testid="stDataFrame"]').first.wait_for()
     page.get_by_text("Log lines").wait_for()
     shoot(page, "jobs")
+
+
+def test_experiments_page(page, studio: str) -> None:
+    open_page(page, studio, "Experiments")
+    page.get_by_text("Run an experiment").wait_for()
+    page.get_by_role("button", name="Queue single-task experiment").wait_for()
+    shoot(page, "experiments")
