@@ -430,6 +430,35 @@ def _alignment_section(c: dict[str, Any]) -> list[str]:
     return [*lines, ""]
 
 
+def _unfinished_sweeps(c: dict[str, Any]) -> list[str]:
+    """Sweeps with no finished experiment: what was measured so far and what is missing."""
+    from cookbook_core import sweep
+
+    done = {res["name"] for res in c["mixes"]}
+    lines: list[str] = []
+    for name in sweep.list_sweeps():
+        if name in done:
+            continue
+        cfg = sweep.load(name)
+        A = sweep.matrix(cfg, write=False)
+        if A.notna().sum().sum() == 0:
+            continue
+        gaps = sweep.missing(cfg)
+        shown = (100 * A).round(1).astype(object).where(A.notna(), "-")
+        shown.insert(0, "trained on", shown.index)
+        lines += [
+            f"## Unfinished sweep `{name}` (measured cells only)",
+            "",
+            f"Tasks at {cfg.limit} rows each; {cfg.train.get('steps')} LoRA steps per "
+            f"template. {len(gaps)} (cell, task) results are missing; finish it with "
+            f"`cookbook mix sweep {name}` (or the experiment command that created it).",
+            "",
+            _md_table(shown),
+            "",
+        ]
+    return lines
+
+
 def render(c: dict[str, Any]) -> str:
     """The Markdown page for collected results."""
     runs = [*c["single"], *c["mixes"]]
@@ -450,12 +479,15 @@ def render(c: dict[str, Any]) -> str:
             f"{max(r['finished'] for r in runs)}.",
             "",
             "At this scale (a 135M model, tens of LoRA steps, 50-100 evaluation rows) "
-            "intervals are wide: read the intervals, not only the point estimates.",
+            "intervals are wide: read the intervals, not only the point estimates. Times "
+            "are the wall-clock seconds the runs recorded; on a shared machine they include "
+            "waiting for the CPU.",
             "",
         ]
     lines += _single_section(c)
     for res in c["mixes"]:
         lines += _mix_section(res)
+    lines += _unfinished_sweeps(c)
     lines += _alignment_section(c)
     return "\n".join(lines).rstrip() + "\n"
 
@@ -464,7 +496,9 @@ def write_report(out_dir: str | Path = "docs", *, figures: bool = True) -> Path:
     """Write ``RESULTS.md`` (and ``results/*.png`` unless ``figures`` is False)."""
     out_dir = Path(out_dir)
     c = collect()
-    if not c["single"] and not c["mixes"]:
+    from cookbook_core import sweep
+
+    if not c["single"] and not c["mixes"] and not sweep.list_sweeps():
         raise BadInput(
             "no finished experiment in this workspace: run `cookbook experiment single-task "
             "--template document_qa` first"
