@@ -67,20 +67,27 @@ def single_task_table(results: list[dict[str, Any]]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _sweep_cells(res: dict[str, Any]) -> tuple[Any, Any, dict[str, Any], dict[str, Any]]:
+    """A mix experiment's sweep, its eval settings, its cells by name, the base results."""
+    from cookbook_core import cells, sweep
+
+    sw = sweep.SweepConfig(**res["sweep"])
+    st = sweep.settings(sw)
+    by = {s.name: s for s in sweep.plan(sw)}
+    return sw, st, by, cells.results(by["base"], st)
+
+
 def sweep_single_rows(mixes: list[dict[str, Any]]) -> pd.DataFrame:
     """Base vs fine-tuned rows from the mix experiments' single-template cells, on the
     tasks each template stands for (same columns as :func:`single_task_table`)."""
-    from cookbook_core import cells, discovery, sweep
+    from cookbook_core import cells, discovery, mix_sources
 
     rows = []
     for res in mixes:
-        sw = sweep.SweepConfig(**res["sweep"])
-        st = sweep.settings(sw)
-        by = {s.name: s for s in sweep.plan(sw)}
-        base = cells.results(by["base"], st)
+        sw, st, by, base = _sweep_cells(res)
         base_s = res["seconds"].get("base", {})
         for t in sw.templates:
-            if t.startswith("dataset:"):
+            if mix_sources.is_dataset(t):
                 continue
             tuned = cells.results(by[t], st)
             for task in discovery.get(t).tasks:
@@ -163,17 +170,14 @@ def single_task_figure(table: pd.DataFrame) -> Any:
 def alignment_table(single: pd.DataFrame, mixes: list[dict[str, Any]]) -> pd.DataFrame:
     """Gold and generation alignment before/after, for every trained cell whose template's
     rule reads the task (single-task experiments and each sweep's single-template cells)."""
-    from cookbook_core import alignment, alignment_runs, cells, sweep
+    from cookbook_core import alignment, alignment_runs, cells
 
     pairs: list[tuple[str, str, str, str]] = []  # template, task, base run, tuned run
     for r in single.itertuples():
         if r.template in alignment.RULES:
             pairs.append((r.template, r.task, r.base_run, r.tuned_run))
     for res in mixes:
-        sw = sweep.SweepConfig(**res["sweep"])
-        st = sweep.settings(sw)
-        by = {s.name: s for s in sweep.plan(sw)}
-        base = cells.results(by["base"], st)
+        sw, st, by, base = _sweep_cells(res)
         for t in sw.templates:
             if t not in alignment.RULES:
                 continue

@@ -102,8 +102,7 @@ def new(
         raise SweepError("--dirichlet must be >= 0 and --alpha > 0")
     if cfg.n < 1:
         raise SweepError("-n must be >= 1")
-    cells_list = plan(cfg)  # checks the training options
-    del cells_list
+    plan(cfg)  # building the cells checks the training options
     return cfg
 
 
