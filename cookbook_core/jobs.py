@@ -385,8 +385,11 @@ def reconcile() -> list[str]:
                     f"worker process {r['pid']} vanished without reporting "
                     f"({_how_it_ended(r['pid'])}; last heartbeat {beat} ago)"
                 )
-            # A worker that died after a cancel request was cancelled, not lost.
+            # A worker that died after a cancel request was cancelled, not lost (a SIGTERM
+            # that lands before the worker installed its handler ends it this way).
             state = "cancelled" if r["cancel_requested"] else "lost"
+            if r["cancel_requested"]:
+                reason = f"cancelled: {reason}"
             con.execute(
                 "UPDATE jobs SET state = ?, reason = ?, finished = ? WHERE id = ? "
                 "AND state = 'running'",

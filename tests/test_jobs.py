@@ -69,6 +69,20 @@ def test_cancel_queued_and_running(tmp_path: Path, monkeypatch: pytest.MonkeyPat
         jobs.resume(big.id)
 
 
+def test_worker_that_dies_after_a_cancel_request_is_cancelled(tmp_path: Path) -> None:
+    # A SIGTERM that lands before the worker installs its handler ends the process without
+    # a report; reconcile must still call that job cancelled and say so in the reason.
+    job = jobs.submit("generate", _gen_config(tmp_path / "big", 5_000_000))
+    _wait_for(lambda: jobs.get(job.id).pid is not None, 60, "the worker to start")
+    with jobs.connect() as con:
+        con.execute("UPDATE jobs SET cancel_requested = 1 WHERE id = ?", (job.id,))
+    os.killpg(jobs.get(job.id).pid, signal.SIGKILL)
+    _wait_for(lambda: not jobs.pid_alive(jobs.get(job.id).pid, None), 30, "the worker to die")
+    assert job.id in jobs.reconcile()
+    job = jobs.get(job.id)
+    assert job.state == "cancelled" and job.reason.startswith("cancelled: worker process")
+
+
 def test_bad_submissions_create_no_job(tmp_path: Path) -> None:
     before = len(jobs.list_jobs(refresh=False))
     with pytest.raises(BadInput, match="unknown job kind"):
