@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from cookbook_core import dataset_io, discovery, jobs, studio_jobs
+from cookbook_core import dataset_io, discovery, jobs, studio_jobs, studio_widgets
 from cookbook_core.errors import CookbookError
 from cookbook_core.generate import FORMATS
 
@@ -70,30 +70,16 @@ with st.container(border=True):
 
 def generation_panel(job_id: str) -> None:
     """Progress of the dataset job started from this page; reruns the page when it ends."""
-    try:
-        jobs.pump()
-        job = jobs.get(job_id)
-    except CookbookError as exc:
-        st.error(str(exc))
+    job = studio_widgets.job_header(job_id, show_name=True)
+    if job is None:
         return
-    frac = studio_jobs.progress_fraction(job)
-    st.progress(frac or 0.0, text=f"`{job.name}` · {studio_jobs.status_line(job)}")
     if job.state == "succeeded":
         result = jobs.read_result(job) or {}
         st.success(
             f"Wrote {result.get('n', '?'):,} samples to `{result.get('out', job.config['out'])}` "
             f"({result.get('samples_per_s', 0):,.0f} samples/s)."
         )
-    elif job.state in ("failed", "lost"):
-        st.error(studio_jobs.failure_details(job, studio_jobs.log_tail(job, 40)))
-    elif job.state == "cancelled":
-        st.warning(f"Cancelled: {job.reason or 'by request'}.")
-    if job.active and st.button("Cancel", key="ds_cancel", icon=":material/stop:"):
-        try:
-            jobs.cancel(job.id)
-        except CookbookError as exc:
-            st.error(str(exc))
-        st.rerun()
+    studio_widgets.cancel_button(job, key="ds_cancel")
     if not job.active and ss.get("ds_job_seen") != job.id:
         ss["ds_job_seen"] = job.id
         if job.state == "succeeded":

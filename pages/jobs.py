@@ -5,7 +5,7 @@ import json
 
 import streamlit as st
 
-from cookbook_core import jobs, studio_jobs
+from cookbook_core import jobs, studio_jobs, studio_widgets
 from cookbook_core.errors import CookbookError
 
 ss = st.session_state
@@ -68,18 +68,10 @@ pick = st.selectbox(
 
 def job_panel(job_id: str) -> None:
     """State, progress, failure reason, controls and log tail of one job."""
-    try:
-        jobs.pump()
-        job = jobs.get(job_id)
-        kind = jobs.get_kind(job.kind)
-    except CookbookError as exc:
-        st.error(str(exc))
+    job = studio_widgets.job_header(job_id, log_lines=80)
+    if job is None:
         return
-    st.progress(studio_jobs.progress_fraction(job) or 0.0, text=studio_jobs.status_line(job))
-    if job.state in ("failed", "lost"):
-        st.error(studio_jobs.failure_details(job, studio_jobs.log_tail(job, 80)))
-    elif job.state == "cancelled":
-        st.warning(job.reason or "cancelled")
+    kind = jobs.get_kind(job.kind)
     b1, b2, b3, _ = st.columns([1, 1, 1, 3])
     action = None
     if job.active:

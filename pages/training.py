@@ -4,7 +4,7 @@ training job with its state."""
 
 import streamlit as st
 
-from cookbook_core import dataset_io, jobs, studio_jobs, training
+from cookbook_core import dataset_io, jobs, studio_jobs, studio_widgets, training
 from cookbook_core.errors import CookbookError
 
 ss = st.session_state
@@ -107,24 +107,13 @@ pick = st.selectbox(
 
 def run_panel(job_id: str) -> None:
     """Live status, progress, loss curve and controls of one training job."""
-    try:
-        jobs.pump()
-        job = jobs.get(job_id)
-    except CookbookError as exc:
-        st.error(str(exc))
+    job = studio_widgets.job_header(
+        job_id, log_lines=60, cancelled_note="Resume continues from the last checkpoint."
+    )
+    if job is None:
         return
-    st.progress(studio_jobs.progress_fraction(job) or 0.0, text=studio_jobs.status_line(job))
-    if job.state in ("failed", "lost"):
-        st.error(studio_jobs.failure_details(job, studio_jobs.log_tail(job, 60)))
-    elif job.state == "cancelled":
-        st.warning(f"{job.reason or 'Cancelled'}. Resume continues from the last checkpoint.")
     b1, b2, _ = st.columns([1, 1, 4])
-    if job.active and b1.button("Cancel", icon=":material/stop:", key="tr_cancel"):
-        try:
-            jobs.cancel(job.id)
-        except CookbookError as exc:
-            st.error(str(exc))
-        st.rerun()
+    studio_widgets.cancel_button(job, key="tr_cancel", where=b1)
     if job.state in ("cancelled", "failed", "lost") and b2.button(
         "Resume", icon=":material/replay:", key="tr_resume"
     ):
