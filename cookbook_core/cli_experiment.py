@@ -133,7 +133,12 @@ def add_commands(sub: Any) -> None:
         "single-task",
         help="base vs fine-tuned on a template's real task, with a bootstrap interval",
     )
-    p.add_argument("--template", required=True)
+    p.add_argument(
+        "--template",
+        required=True,
+        help="a template, or dataset:PATH (a dataset folder, e.g. one written by `cookbook "
+        "generate` with other --param or --token-space values; give --task)",
+    )
     p.add_argument("--task", action="append", default=[], help="default: the template's tasks")
     p.add_argument("-n", type=int, default=2000, help="training samples")
     p.add_argument("--steps", type=int, default=80, help="LoRA steps (batch 8: ~6 s each on CPU)")

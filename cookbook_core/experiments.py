@@ -131,8 +131,19 @@ class SingleTaskConfig:
     name: str | None = None
     train_extra: dict[str, Any] = field(default_factory=dict)  # other cells.TRAIN_OPTIONS
 
+    def __post_init__(self) -> None:
+        from cookbook_core import mix_sources
+
+        self.template = mix_sources.normalize(self.template)
+
     def experiment_name(self) -> str:
-        return self.name or f"single-{self.template}"
+        if self.name:
+            return self.name
+        from cookbook_core import mix_sources
+
+        if mix_sources.is_dataset(self.template):  # the dataset folder's name
+            return f"single-{Path(self.template[len(mix_sources.PREFIX) :]).name}"
+        return f"single-{self.template}"
 
     def train_options(self) -> dict[str, Any]:
         out: dict[str, Any] = {"steps": self.steps}
@@ -147,13 +158,15 @@ class SingleTaskConfig:
 
 def single_task_cells(cfg: SingleTaskConfig) -> tuple[list[cells.CellSpec], cells.EvalSettings]:
     """The base and fine-tuned cells of the experiment and its evaluation settings."""
-    from cookbook_core import discovery, tasks
+    from cookbook_core import discovery, mix_sources, tasks
 
-    tpl = discovery.get(cfg.template)
-    names = cfg.tasks or [t for t in tpl.tasks if t in tasks.TASKS]
+    mix_sources.check(cfg.template)  # a template, or dataset:PATH (e.g. other params)
+    origin = mix_sources.template_of(cfg.template)
+    declared = discovery.get(origin).tasks if origin in discovery.names() else ()
+    names = cfg.tasks or [t for t in declared if t in tasks.TASKS]
     if not names:
         raise ExperimentError(
-            f"template {cfg.template!r} names no registered task ({', '.join(tpl.tasks)}); "
+            f"{cfg.template!r} names no registered task ({', '.join(declared) or 'none'}); "
             "pass --task"
         )
     task_names = [t.name for t in tasks.resolve(names)]
@@ -269,6 +282,11 @@ class MixConfig:
     data_dir: str | None = None
     name: str | None = None
     train_extra: dict[str, Any] = field(default_factory=dict)  # other cells.TRAIN_OPTIONS
+
+    def __post_init__(self) -> None:
+        from cookbook_core import mix_sources
+
+        self.templates = [mix_sources.normalize(t) for t in self.templates]
 
     def experiment_name(self) -> str:
         return self.name or "mix-" + "-".join(self.tasks)

@@ -32,6 +32,14 @@ def is_dataset(name: str) -> bool:
     return name.startswith(PREFIX)
 
 
+def normalize(name: str) -> str:
+    """``dataset:PATH`` with an absolute PATH (workers run in their own folder); a template
+    name unchanged."""
+    if not is_dataset(name):
+        return name
+    return PREFIX + str(Path(name[len(PREFIX) :]).expanduser().resolve())
+
+
 def dataset_path(name: str) -> Path:
     """The folder of a ``dataset:PATH`` source (``BadInput`` when it is not a dataset)."""
     from cookbook_core import dataset_io
@@ -56,6 +64,18 @@ def fingerprint(name: str) -> str:
         if f.is_file():
             h.update(f.read_bytes())
     return h.hexdigest()
+
+
+def template_of(name: str) -> str | None:
+    """The template a source stands for: the name itself, or for a dataset the single
+    template its manifest lists (``None`` for a mixed or non-template dataset)."""
+    from cookbook_core import dataset_io
+
+    if not is_dataset(name):
+        return name
+    entries = dataset_io.read_manifest(dataset_path(name)).get("templates") or []
+    names = {e.get("name") for e in entries}
+    return names.pop() if len(names) == 1 and None not in names else None
 
 
 def check(name: str) -> None:

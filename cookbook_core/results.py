@@ -22,6 +22,7 @@ from cookbook_core import experiments
 from cookbook_core.errors import BadInput
 
 DEFAULT_BATCH = 8  # training.TrainConfig's batch size
+DEFAULT_LR = 3e-4  # training.TrainConfig's learning rate
 
 
 def _ci(pair: list[float] | None) -> str:
@@ -52,6 +53,7 @@ def single_task_table(results: list[dict[str, Any]]) -> pd.DataFrame:
                     "batch": cfg.get("batch_size")
                     or cfg.get("train_extra", {}).get("batch_size")
                     or DEFAULT_BATCH,
+                    "lr": cfg.get("lr") or cfg.get("train_extra", {}).get("lr") or DEFAULT_LR,
                     "samples": cfg["n"],
                     "train_min": res["seconds"]["tuned"]["train_seconds"] / 60,
                     "eval_min": (
@@ -112,6 +114,7 @@ def sweep_single_rows(mixes: list[dict[str, Any]]) -> pd.DataFrame:
                         "gain_ci": [g["lo"], g["hi"]],
                         "steps": sw.train.get("steps"),
                         "batch": sw.train.get("batch_size", DEFAULT_BATCH),
+                        "lr": sw.train.get("lr", DEFAULT_LR),
                         "samples": sw.n,
                         "train_min": secs.get("train_seconds", 0) / 60,
                         "eval_min": (secs.get("eval_seconds", 0) + base_s.get("eval_seconds", 0))
@@ -167,15 +170,26 @@ def single_task_figure(table: pd.DataFrame) -> Any:
     return fig
 
 
+def _source_exists(name: str) -> bool:
+    from cookbook_core import mix_sources
+
+    try:
+        mix_sources.check(name)
+    except BadInput:
+        return False  # a dataset folder deleted since the experiment ran
+    return True
+
+
 def alignment_table(single: pd.DataFrame, mixes: list[dict[str, Any]]) -> pd.DataFrame:
     """Gold and generation alignment before/after, for every trained cell whose template's
     rule reads the task (single-task experiments and each sweep's single-template cells)."""
-    from cookbook_core import alignment, alignment_runs, cells
+    from cookbook_core import alignment, alignment_runs, cells, mix_sources
 
     pairs: list[tuple[str, str, str, str]] = []  # template, task, base run, tuned run
     for r in single.itertuples():
-        if r.template in alignment.RULES:
-            pairs.append((r.template, r.task, r.base_run, r.tuned_run))
+        origin = mix_sources.template_of(r.template) if _source_exists(r.template) else None
+        if origin in alignment.RULES:
+            pairs.append((origin, r.task, r.base_run, r.tuned_run))
     for res in mixes:
         sw, st, by, base = _sweep_cells(res)
         for t in sw.templates:
@@ -292,7 +306,10 @@ def _single_section(c: dict[str, Any]) -> list[str]:
             "gain (paired 95% CI)": [
                 f"{v:+.1f}{_ci(c)}" for v, c in zip(st["gain"], st["gain_ci"], strict=True)
             ],
-            "steps x batch": st["steps"].astype(str) + " x " + st["batch"].astype(str),
+            "steps x batch, lr": [
+                f"{s} x {b}, {lr:g}"
+                for s, b, lr in zip(st["steps"], st["batch"], st["lr"], strict=True)
+            ],
             "from": st["source"],
             "train / eval (min)": [
                 f"{a:.1f} / {b:.1f}" for a, b in zip(st["train_min"], st["eval_min"], strict=True)

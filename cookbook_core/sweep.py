@@ -97,7 +97,8 @@ def new(
     resolved = [t.name for t in tasks.resolve(task_names)]
     if not resolved:
         raise SweepError("a sweep needs at least one task (--task or --task-group)")
-    cfg = SweepConfig(name=name, templates=list(templates), tasks=resolved, **options)
+    templates = [mix_sources.normalize(t) for t in templates]
+    cfg = SweepConfig(name=name, templates=templates, tasks=resolved, **options)
     if cfg.dirichlet < 0 or cfg.alpha <= 0:
         raise SweepError("--dirichlet must be >= 0 and --alpha > 0")
     if cfg.n < 1:

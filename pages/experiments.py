@@ -31,10 +31,13 @@ st.subheader("Single-task: base vs fine-tuned")
 st_table = c["single_table"]
 if len(st_table):
     st.plotly_chart(c["figures"]["single_task"], width="stretch")
-    shown = st_table[["template", "task", "metric", "rows", "base", "tuned", "gain", "steps"]]
+    shown = st_table[
+        ["template", "task", "metric", "rows", "base", "tuned", "gain", "steps", "lr", "source"]
+    ]
     shown = shown.assign(
         gain_ci=[f"[{a:.1f}, {b:.1f}]" for a, b in st_table["gain_ci"]],
         train_min=st_table["train_min"].round(1),
+        lr=[f"{x:g}" for x in st_table["lr"]],  # .round(1) below would zero it
     )
     st.dataframe(shown.round(1), hide_index=True, width="stretch")
 else:

@@ -55,3 +55,37 @@ def test_sweeps_and_cells_take_dataset_sources(tiny_dataset: Path) -> None:
     spec = next(s for s in sweep.plan(cfg) if s.name == src)
     assert spec.identity()["templates"][src] == mix_sources.fingerprint(src)
     assert cells.CellSpec("x", {src: 1.0}).key() == cells.CellSpec("y", {src: 3.0}).key()
+
+
+def test_single_task_experiment_on_a_generated_dataset(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A dataset generated with other template parameters is trained on as a source; its
+    # tasks and its alignment rule come from the one template its manifest names.
+    from cookbook_core import experiments, generate
+
+    cfg = generate.GenerateConfig(
+        sources=[generate.Source("document_qa", params={"k": 2})], n=20, token_space="words"
+    )
+    generate.generate(cfg, tmp_path / "dq-k2")
+    src = f"dataset:{tmp_path / 'dq-k2'}"
+    assert mix_sources.template_of(src) == "document_qa"
+    monkeypatch.chdir(tmp_path)  # a relative path is made absolute (workers run elsewhere)
+    single = experiments.SingleTaskConfig(template="dataset:dq-k2", steps=1)
+    assert single.template == src
+    assert single.experiment_name() == "single-dq-k2"
+    (base, tuned), settings = experiments.single_task_cells(single)
+    assert base.is_base and tuned.weights == {src: 1.0}
+    assert settings.tasks == ["squad", "tydiqa_goldp_en"]  # document_qa's own tasks
+
+    mixed = mix_sources.build({"yes_no_qa": 0.5, src: 0.5}, 10, tmp_path / "mixed")
+    assert len(mixed["templates"]) == 2
+    assert mix_sources.template_of(f"dataset:{tmp_path / 'mixed'}") is None
+    with pytest.raises(experiments.ExperimentError, match="pass --task"):
+        experiments.single_task_cells(
+            experiments.SingleTaskConfig(template=f"dataset:{tmp_path / 'mixed'}")
+        )
+    with pytest.raises(BadInput, match="not a dataset folder"):
+        experiments.single_task_cells(
+            experiments.SingleTaskConfig(template=f"dataset:{tmp_path / 'nowhere'}")
+        )

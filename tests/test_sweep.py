@@ -184,6 +184,7 @@ def test_mix_experiment_job_and_report(mini: sweep.SweepConfig, tmp_path: Path) 
     text = path.read_text()
     assert "## Single-task" in text and "## Cookbook-Mix: `mix-mini`" in text
     assert f"{res['comparison']['uniform mixture']['average']:.1f}" in text
+    assert "| 1 x 2, 0.0003 |" in text  # every single-task number states its budget
     if shutil.which("chromium"):
         png = tmp_path / "docs" / "results" / "mix-mini_matrix.png"
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
