@@ -66,6 +66,33 @@ def fingerprint(name: str) -> str:
     return h.hexdigest()
 
 
+def label(name: str) -> str:
+    """A short display name: the template, or ``dataset FOLDER`` (no absolute path)."""
+    return f"dataset {Path(name[len(PREFIX) :]).name}" if is_dataset(name) else name
+
+
+def describe(name: str) -> str:
+    """One sentence on what a dataset source holds, with the ``cookbook generate`` command
+    that remakes it from its manifest (template sources: just the name)."""
+    from cookbook_core import dataset_io
+
+    if not is_dataset(name):
+        return name
+    m = dataset_io.read_manifest(dataset_path(name))
+    parts = []
+    for e in m.get("templates") or []:
+        params = " ".join(
+            f"--param {e['name']}.{k}={v}" for k, v in (e.get("params") or {}).items()
+        )
+        space = (e.get("token_space") or {}).get("spec", "tokenizer")
+        parts.append(
+            f"{e.get('count', '?')} samples of {e['name']} over the `{space}` token space "
+            f"(`cookbook generate -t {e['name']} -n {e.get('count', m.get('n'))} "
+            f"--seed {m.get('seed', 0)} --token-space {space} {params}`)"
+        )
+    return f"`{label(name)}`: " + ("; ".join(parts) or f"{m.get('n', '?')} rows")
+
+
 def template_of(name: str) -> str | None:
     """The template a source stands for: the name itself, or for a dataset the single
     template its manifest lists (``None`` for a mixed or non-template dataset)."""

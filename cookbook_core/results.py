@@ -18,7 +18,7 @@ from typing import Any
 
 import pandas as pd
 
-from cookbook_core import experiments
+from cookbook_core import experiments, mix_sources
 from cookbook_core.errors import BadInput
 
 DEFAULT_BATCH = 8  # training.TrainConfig's batch size
@@ -82,7 +82,7 @@ def _sweep_cells(res: dict[str, Any]) -> tuple[Any, Any, dict[str, Any], dict[st
 def sweep_single_rows(mixes: list[dict[str, Any]]) -> pd.DataFrame:
     """Base vs fine-tuned rows from the mix experiments' single-template cells, on the
     tasks each template stands for (same columns as :func:`single_task_table`)."""
-    from cookbook_core import cells, discovery, mix_sources
+    from cookbook_core import cells, discovery
 
     rows = []
     for res in mixes:
@@ -131,7 +131,10 @@ def single_task_figure(table: pd.DataFrame) -> Any:
     """Grouped bars: base vs fine-tuned per (template, task), with 95% intervals."""
     import plotly.graph_objects as go
 
-    labels = [f"{t}<br>{k}" for t, k in zip(table["template"], table["task"], strict=True)]
+    labels = [
+        f"{mix_sources.label(t)}<br>{k}"
+        for t, k in zip(table["template"], table["task"], strict=True)
+    ]
 
     def err(col: str, val: str) -> dict[str, Any]:
         ci = table[col].tolist()
@@ -171,8 +174,6 @@ def single_task_figure(table: pd.DataFrame) -> Any:
 
 
 def _source_exists(name: str) -> bool:
-    from cookbook_core import mix_sources
-
     try:
         mix_sources.check(name)
     except BadInput:
@@ -183,7 +184,7 @@ def _source_exists(name: str) -> bool:
 def alignment_table(single: pd.DataFrame, mixes: list[dict[str, Any]]) -> pd.DataFrame:
     """Gold and generation alignment before/after, for every trained cell whose template's
     rule reads the task (single-task experiments and each sweep's single-template cells)."""
-    from cookbook_core import alignment, alignment_runs, cells, mix_sources
+    from cookbook_core import alignment, alignment_runs, cells
 
     pairs: list[tuple[str, str, str, str]] = []  # template, task, base run, tuned run
     for r in single.itertuples():
@@ -296,7 +297,7 @@ def _single_section(c: dict[str, Any]) -> list[str]:
         return [*lines, "No single-task experiment has finished yet.", ""]
     shown = pd.DataFrame(
         {
-            "template": st["template"],
+            "template": st["template"].map(mix_sources.label),
             "task (metric)": st["task"] + " (" + st["metric"] + ")",
             "rows": st["rows"],
             "base": [f"{v:.1f}{_ci(c)}" for v, c in zip(st["base"], st["base_ci"], strict=True)],
@@ -329,6 +330,10 @@ def _single_section(c: dict[str, Any]) -> list[str]:
     lines.append("")
     if c["single"]:
         lines.append("Rerun: " + ", ".join(f"`{res['command']}`" for res in c["single"]))
+        datasets = [t for t in dict.fromkeys(st["template"]) if mix_sources.is_dataset(t)]
+        for t in datasets:
+            about = mix_sources.describe(t) if _source_exists(t) else f"`{t}` (deleted)"
+            lines.append(f"- Trained on a dataset source: {about}.")
     if c["mixes"]:
         lines.append(
             "Rows from a mix experiment are its single-template cells scored on the "

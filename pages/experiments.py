@@ -4,7 +4,7 @@ figures as docs/RESULTS.md), and forms that queue the experiment commands as job
 import pandas as pd
 import streamlit as st
 
-from cookbook_core import discovery, experiments, results, tasks
+from cookbook_core import discovery, experiments, mix_sources, results, tasks
 from cookbook_core.errors import BadInput, CookbookError
 
 st.title("Experiments")
@@ -38,6 +38,7 @@ if len(st_table):
         gain_ci=[f"[{a:.1f}, {b:.1f}]" for a, b in st_table["gain_ci"]],
         train_min=st_table["train_min"].round(1),
         lr=[f"{x:g}" for x in st_table["lr"]],  # .round(1) below would zero it
+        template=st_table["template"].map(mix_sources.label),
     )
     st.dataframe(shown.round(1), hide_index=True, width="stretch")
 else:

@@ -73,6 +73,9 @@ def test_single_task_experiment_on_a_generated_dataset(
     monkeypatch.chdir(tmp_path)  # a relative path is made absolute (workers run elsewhere)
     single = experiments.SingleTaskConfig(template="dataset:dq-k2", steps=1)
     assert single.template == src
+    about = mix_sources.describe(src)  # how the results page says what was trained on
+    assert "--token-space words" in about and "--param document_qa.k=2" in about
+    assert mix_sources.label(src) == "dataset dq-k2"
     assert single.experiment_name() == "single-dq-k2"
     (base, tuned), settings = experiments.single_task_cells(single)
     assert base.is_base and tuned.weights == {src: 1.0}
