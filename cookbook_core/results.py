@@ -186,11 +186,13 @@ def alignment_table(single: pd.DataFrame, mixes: list[dict[str, Any]]) -> pd.Dat
     rule reads the task (single-task experiments and each sweep's single-template cells)."""
     from cookbook_core import alignment, alignment_runs, cells
 
-    pairs: list[tuple[str, str, str, str]] = []  # template, task, base run, tuned run
+    # template, task, base run, tuned run, what the tuned model was trained on
+    pairs: list[tuple[str, str, str, str, str]] = []
     for r in single.itertuples():
         origin = mix_sources.template_of(r.template) if _source_exists(r.template) else None
         if origin in alignment.RULES:
-            pairs.append((origin, r.task, r.base_run, r.tuned_run))
+            trained = f"{mix_sources.label(r.template)} ({r.source})"
+            pairs.append((origin, r.task, r.base_run, r.tuned_run, trained))
     for res in mixes:
         sw, st, by, base = _sweep_cells(res)
         for t in sw.templates:
@@ -199,20 +201,29 @@ def alignment_table(single: pd.DataFrame, mixes: list[dict[str, Any]]) -> pd.Dat
             tuned = cells.results(by[t], st)
             for task in alignment_runs.tasks_for_template(t):
                 if task in base and task in tuned:
-                    pairs.append((t, task, base[task]["run_dir"], tuned[task]["run_dir"]))
+                    pairs.append(
+                        (
+                            t,
+                            task,
+                            base[task]["run_dir"],
+                            tuned[task]["run_dir"],
+                            f"{t} (mix experiment {res['name']})",
+                        )
+                    )
     pairs = sorted(set(pairs), key=pairs.index)
     rows = []
-    for template, task, b, t in pairs:
+    for template, task, b, t, trained in pairs:
         try:
             cmp = alignment_runs.compare(template, task, b, [t])
         except BadInput as exc:
-            rows.append({"template": template, "task": task, "note": str(exc)})
+            rows.append({"template": template, "task": task, "trained": trained, "note": str(exc)})
             continue
         before, after = cmp.iloc[0], cmp.iloc[1]
         rows.append(
             {
                 "template": template,
                 "task": task,
+                "trained": trained,
                 "n": int(after["n"]),
                 "gold_alignment": 100 * before["gold_alignment"],
                 "gen_alignment_base": 100 * before["generation_alignment"],
@@ -326,7 +337,7 @@ def _single_section(c: dict[str, Any]) -> list[str]:
             verdict = "a loss whose 95% interval excludes zero (against the paper's direction)"
         else:
             verdict = "no change distinguishable from zero at this scale"
-        lines.append(f"- {r.template} on {r.task}: {verdict}.")
+        lines.append(f"- {mix_sources.label(r.template)} on {r.task} ({r.source}): {verdict}.")
     lines.append("")
     if c["single"]:
         lines.append("Rerun: " + ", ".join(f"`{res['command']}`" for res in c["single"]))
@@ -425,6 +436,7 @@ def _alignment_section(c: dict[str, Any]) -> list[str]:
             {
                 "template": ok["template"],
                 "task": ok["task"],
+                "tuned model trained on": ok["trained"],
                 "rows": ok["n"],
                 "gold alignment": ok["gold_alignment"].round(1),
                 "generation alignment base -> tuned": [
