@@ -131,9 +131,10 @@ def single_task_figure(table: pd.DataFrame) -> Any:
     """Grouped bars: base vs fine-tuned per (template, task), with 95% intervals."""
     import plotly.graph_objects as go
 
+    # one bar pair per row: the experiment's name keeps equal (template, task) rows apart
     labels = [
-        f"{mix_sources.label(t)}<br>{k}"
-        for t, k in zip(table["template"], table["task"], strict=True)
+        f"{mix_sources.label(t)}<br>{k}<br>{src.split()[-1]}"
+        for t, k, src in zip(table["template"], table["task"], table["source"], strict=True)
     ]
 
     def err(col: str, val: str) -> dict[str, Any]:
@@ -461,7 +462,10 @@ def _alignment_section(c: dict[str, Any]) -> list[str]:
             "",
             f"Pearson r between the change in generation alignment and the change in accuracy "
             f"over {len(ok)} (template, task) points: {r:.2f} (bootstrap 95% CI "
-            f"[{lo:.2f}, {hi:.2f}]). The paper finds a positive relation.",
+            f"[{lo:.2f}, {hi:.2f}]). The paper finds a positive relation. The bootstrap "
+            "treats the points as independent; rows that share a trained model (one sweep "
+            "scored at two row limits, or variants of one experiment) are not, so the "
+            "interval is too narrow when the table has such rows.",
         ]
     if "alignment" in c["figures"]:
         lines += ["", "![alignment](results/alignment.png)"]
