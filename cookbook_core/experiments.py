@@ -137,13 +137,9 @@ class SingleTaskConfig:
         self.template = mix_sources.normalize(self.template)
 
     def experiment_name(self) -> str:
-        if self.name:
-            return self.name
         from cookbook_core import mix_sources
 
-        if mix_sources.is_dataset(self.template):  # the dataset folder's name
-            return f"single-{Path(self.template[len(mix_sources.PREFIX) :]).name}"
-        return f"single-{self.template}"
+        return self.name or f"single-{mix_sources.short_name(self.template)}"
 
     def train_options(self) -> dict[str, Any]:
         out: dict[str, Any] = {"steps": self.steps}

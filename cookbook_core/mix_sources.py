@@ -32,19 +32,21 @@ def is_dataset(name: str) -> bool:
     return name.startswith(PREFIX)
 
 
+def _raw_path(name: str) -> Path:
+    return Path(name[len(PREFIX) :]).expanduser()
+
+
 def normalize(name: str) -> str:
     """``dataset:PATH`` with an absolute PATH (workers run in their own folder); a template
     name unchanged."""
-    if not is_dataset(name):
-        return name
-    return PREFIX + str(Path(name[len(PREFIX) :]).expanduser().resolve())
+    return PREFIX + str(_raw_path(name).resolve()) if is_dataset(name) else name
 
 
 def dataset_path(name: str) -> Path:
     """The folder of a ``dataset:PATH`` source (``BadInput`` when it is not a dataset)."""
     from cookbook_core import dataset_io
 
-    path = Path(name[len(PREFIX) :]).expanduser()
+    path = _raw_path(name)
     if not (path / "manifest.json").is_file():
         raise BadInput(f"mixture source {name!r}: {path} is not a dataset folder (no manifest)")
     dataset_io.read_manifest(path)
@@ -66,9 +68,14 @@ def fingerprint(name: str) -> str:
     return h.hexdigest()
 
 
+def short_name(name: str) -> str:
+    """The template's name, or a dataset's folder name."""
+    return _raw_path(name).name if is_dataset(name) else name
+
+
 def label(name: str) -> str:
-    """A short display name: the template, or ``dataset FOLDER`` (no absolute path)."""
-    return f"dataset {Path(name[len(PREFIX) :]).name}" if is_dataset(name) else name
+    """A display name: the template, or ``dataset FOLDER`` (no absolute path)."""
+    return f"dataset {short_name(name)}" if is_dataset(name) else name
 
 
 def describe(name: str) -> str:

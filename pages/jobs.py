@@ -71,7 +71,11 @@ def job_panel(job_id: str) -> None:
     job = studio_widgets.job_header(job_id, log_lines=80)
     if job is None:
         return
-    kind = jobs.get_kind(job.kind)
+    try:
+        kind = jobs.get_kind(job.kind)
+    except CookbookError as exc:
+        st.error(str(exc))
+        return
     b1, b2, b3, _ = st.columns([1, 1, 1, 3])
     action = None
     if job.active:
