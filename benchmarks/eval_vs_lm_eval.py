@@ -129,7 +129,7 @@ def run_lm_eval(lm: Any, task: str, data_file: Path, limit: int, tmp: Path) -> d
 
 
 def run_ours(backend: Any, task: str, data_dir: Path, limit: int, tmp: Path) -> dict[str, Any]:
-    from cookbook_core import evaluation
+    from cookbook_core.eval import evaluation
 
     cfg = evaluation.EvalConfig(tasks=[task], data_dir=str(data_dir), limit=limit)
     t0 = time.perf_counter()
@@ -149,7 +149,7 @@ def run_ours(backend: Any, task: str, data_dir: Path, limit: int, tmp: Path) -> 
 
 def compare(task: str, ours: dict[str, Any], theirs: dict[str, Any]) -> dict[str, Any]:
     """Per-example agreement of the chosen answers (and the raw log-likelihood gap)."""
-    from cookbook_core import scoring, tasks
+    from cookbook_core.eval import scoring, tasks
 
     t = tasks.get(task)
     n = min(ours["n"], theirs["n"])
@@ -193,7 +193,9 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-    from cookbook_core import inference, models, paths, tasks
+    from cookbook_core import paths
+    from cookbook_core.eval import inference, tasks
+    from cookbook_core.train import models
 
     data_dir = Path(args.data_dir).resolve()
     names = [n.strip() for n in args.tasks.split(",") if n.strip()]

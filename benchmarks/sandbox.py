@@ -1,7 +1,7 @@
 """Latency of a sandboxed template preview vs the same preview in-process.
 
 For each template given (default ``document_qa``), previews 8 samples ``--runs``
-times through :func:`cookbook_core.sandbox.run_source` (static validation, child
+times through :func:`cookbook_core.sandbox.runner.run_source` (static validation, child
 process, limits, audit hook, namespaces where allowed) and in-process (load the
 file, resolve parameters, sample), and prints the medians and their ratio.  Target:
 sandboxed preview under 300 ms median on this 2-core machine.
@@ -31,7 +31,8 @@ def main() -> None:
     args = ap.parse_args()
     os.environ.setdefault("COOKBOOK_HOME", tempfile.mkdtemp(prefix="cookbook_bench_home_"))
 
-    from cookbook_core import discovery, sandbox, tokens
+    from cookbook_core import discovery, tokens
+    from cookbook_core.sandbox import runner as sandbox
 
     vocab = tokens.load().tokens
     print(f"namespaces (unshare --net --pid): {'yes' if sandbox.namespaces_available() else 'no'}")

@@ -13,7 +13,7 @@ sides see the same batches in the same order and start from the same LoRA weight
 before PEFT initializes the adapter), and both average the loss over the batch's
 completion tokens, so their losses are directly comparable.  Contenders:
 
-* ``ours``: :func:`cookbook_core.training.train` with its defaults (LM head only on
+* ``ours``: :func:`cookbook_core.train.training.train` with its defaults (LM head only on
   completion positions, no gradient checkpointing).
 * ``trl``: ``SFTTrainer`` with TRL's defaults (prompt/completion in conversational
   form, completion-only loss, gradient checkpointing on as TRL ships it); only the
@@ -85,7 +85,7 @@ def heldout_loss(model: Any, tok: Any, path: Path) -> float:
     """Mean completion-token loss (our formatting) on held-out rows, batch of 8."""
     import torch
 
-    from cookbook_core import training
+    from cookbook_core.train import training
 
     rows = [json.loads(line) for line in path.read_text().splitlines()]
     feats = [training.encode_example(tok, r["prompt"], r["completion"], 1024) for r in rows]
@@ -129,7 +129,7 @@ def child(which: str, spec: dict[str, Any]) -> dict[str, Any]:
         import datasets  # noqa: F401
         import trl  # noqa: F401
 
-    from cookbook_core import models, training
+    from cookbook_core.train import models, training
 
     lora = dict(
         r=spec["lora_r"],
@@ -321,7 +321,8 @@ def main() -> int:
         return 0
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from cookbook_core import models, paths
+    from cookbook_core import paths
+    from cookbook_core.train import models
 
     models.ensure_embedded()
     folder = paths.cache_dir("bench", "training")

@@ -8,9 +8,11 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from cookbook_core import alignment, alignment_runs, paths
+from cookbook_core import paths
+from cookbook_core.align import alignment
+from cookbook_core.align import runs as alignment_runs
 from cookbook_core.errors import BadInput
-from cookbook_core.highlight import highlight, legend, spans_from_evidence
+from cookbook_core.studio.highlight import highlight, legend, spans_from_evidence
 
 st.title("Alignment")
 st.caption(

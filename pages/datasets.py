@@ -7,9 +7,12 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from cookbook_core import dataset_io, discovery, jobs, studio_jobs, studio_widgets
+from cookbook_core import dataset_io, discovery
 from cookbook_core.errors import CookbookError
 from cookbook_core.generate import FORMATS
+from cookbook_core.jobs import store as jobs
+from cookbook_core.studio import jobs as studio_jobs
+from cookbook_core.studio import widgets as studio_widgets
 
 ss = st.session_state
 st.title("Datasets")

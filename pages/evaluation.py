@@ -8,8 +8,12 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from cookbook_core import evaluation, jobs, paths, studio_eval, studio_jobs, tasks
+from cookbook_core import paths
 from cookbook_core.errors import CookbookError
+from cookbook_core.eval import evaluation, tasks
+from cookbook_core.jobs import store as jobs
+from cookbook_core.studio import evaluation as studio_eval
+from cookbook_core.studio import jobs as studio_jobs
 
 ss = st.session_state
 st.title("Evaluation")

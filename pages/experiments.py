@@ -4,8 +4,12 @@ figures as docs/RESULTS.md), and forms that queue the experiment commands as job
 import pandas as pd
 import streamlit as st
 
-from cookbook_core import discovery, experiments, mix_sources, results, tasks
+from cookbook_core import discovery
 from cookbook_core.errors import BadInput, CookbookError
+from cookbook_core.eval import tasks
+from cookbook_core.experiments import core as experiments
+from cookbook_core.experiments import report as results
+from cookbook_core.mix import sources as mix_sources
 
 st.title("Experiments")
 st.caption(

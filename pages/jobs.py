@@ -5,8 +5,10 @@ import json
 
 import streamlit as st
 
-from cookbook_core import jobs, studio_jobs, studio_widgets
 from cookbook_core.errors import CookbookError
+from cookbook_core.jobs import store as jobs
+from cookbook_core.studio import jobs as studio_jobs
+from cookbook_core.studio import widgets as studio_widgets
 
 ss = st.session_state
 st.title("Jobs")

@@ -9,8 +9,9 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from cookbook_core import mix_build, mixing, sweep
 from cookbook_core.errors import BadInput, CookbookError
+from cookbook_core.mix import build as mix_build
+from cookbook_core.mix import mixing, sweep
 
 st.title("Mixing")
 st.caption(

@@ -6,8 +6,11 @@ baseline vs fine-tuned metric per example."""
 import pandas as pd
 import streamlit as st
 
-from cookbook_core import jobs, selfguide, selfguide_tasks, studio_jobs
 from cookbook_core.errors import CookbookError
+from cookbook_core.jobs import store as jobs
+from cookbook_core.selfguide import pipeline as selfguide
+from cookbook_core.selfguide import tasks as selfguide_tasks
+from cookbook_core.studio import jobs as studio_jobs
 
 ss = st.session_state
 st.title("SELF-GUIDE")

@@ -7,8 +7,10 @@ from pathlib import Path
 
 import streamlit as st
 
-from cookbook_core import discovery, editing, sandbox, tokens
+from cookbook_core import discovery, tokens
 from cookbook_core.errors import BadInput
+from cookbook_core.sandbox import runner as sandbox
+from cookbook_core.studio import editing
 
 ss = st.session_state
 

@@ -4,8 +4,12 @@ training job with its state."""
 
 import streamlit as st
 
-from cookbook_core import dataset_io, jobs, studio_jobs, studio_widgets, training
+from cookbook_core import dataset_io
 from cookbook_core.errors import CookbookError
+from cookbook_core.jobs import store as jobs
+from cookbook_core.studio import jobs as studio_jobs
+from cookbook_core.studio import widgets as studio_widgets
+from cookbook_core.train import training
 
 ss = st.session_state
 st.title("Training")

@@ -44,7 +44,7 @@ def shared_data() -> Path:
 @pytest.fixture(scope="session")
 def embedded_model(_workspace: Path) -> Path:
     """The embedded model converted to safetensors once per session (then fast to load)."""
-    from cookbook_core import models
+    from cookbook_core.train import models
 
     return models.ensure_embedded()
 
@@ -77,7 +77,8 @@ def extra_templates(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 @pytest.fixture(scope="session")
 def eval_backend(embedded_model: Path):
     """The embedded model behind the transformers evaluation backend, loaded once."""
-    from cookbook_core import inference, models
+    from cookbook_core.eval import inference
+    from cookbook_core.train import models
 
     model, tok = models.load("default")
     return inference.TransformersBackend(model, tok)

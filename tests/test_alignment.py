@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from cookbook_core import alignment as al
 from cookbook_core import discovery
+from cookbook_core.align import alignment as al
 
 
 def row(shared: Path, dataset: str, rid: str) -> dict:

@@ -9,8 +9,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from cookbook_core import alignment, alignment_runs
-from cookbook_core.cli import main
+from cookbook_core.align import alignment
+from cookbook_core.align import runs as alignment_runs
+from cookbook_core.cli.main import main
 
 N = 8
 
@@ -164,7 +165,7 @@ def test_end_to_end_from_a_real_evaluation_run(
     eval_backend: object, shared_data: Path, tmp_path: Path
 ) -> None:
     """Evaluate the embedded model on real rows, then read alignment records off the run."""
-    from cookbook_core import evaluation
+    from cookbook_core.eval import evaluation
 
     cfg = evaluation.EvalConfig(
         tasks=["squad", "arc_easy"], data_dir=str(shared_data), limit=6, max_new_tokens=8
@@ -302,7 +303,7 @@ def test_lambada_evaluation_records_greedy_and_aligns(
 ) -> None:
     """A real LAMBADA evaluation records the greedy continuation; it agrees with the
     log-likelihood's is_greedy, and alignment reads the model's word from it."""
-    from cookbook_core import evaluation
+    from cookbook_core.eval import evaluation
 
     monkeypatch.setenv("COOKBOOK_HOME", str(tmp_path / "home"))
     cfg = evaluation.EvalConfig(tasks=["lambada"], data_dir=str(shared_data), limit=6)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from cookbook_core.cli import main
+from cookbook_core.cli.main import main
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:

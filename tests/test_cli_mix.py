@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from cookbook_core.cli import main
+from cookbook_core.cli.main import main
 
 
 @pytest.fixture

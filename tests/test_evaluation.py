@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from cookbook_core import evaluation, jobs
-from cookbook_core.cli import main
+from cookbook_core.cli.main import main
+from cookbook_core.eval import evaluation
+from cookbook_core.jobs import store as jobs
 
 
 def test_real_evaluation_of_the_embedded_model(
@@ -104,7 +105,7 @@ def test_adapter_from_another_base_is_refused(embedded_model: Path, tmp_path: Pa
 def test_train_tiny_adapter_then_evaluate_it_as_a_job(
     embedded_model: Path, tiny_dataset: Path, shared_data: Path, tmp_path: Path
 ) -> None:
-    from cookbook_core import training
+    from cookbook_core.train import training
 
     cfg = training.TrainConfig(
         data=str(tiny_dataset), steps=2, batch_size=2, max_length=64, save_every=2, lora_r=4

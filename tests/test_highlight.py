@@ -1,6 +1,6 @@
 """Evidence spans rendered as HTML: escaping, overlaps, kinds."""
 
-from cookbook_core.highlight import highlight, spans_from_evidence
+from cookbook_core.studio.highlight import highlight, spans_from_evidence
 
 
 def test_highlight_escapes_and_nests_overlaps() -> None:

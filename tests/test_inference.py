@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from cookbook_core import inference
+from cookbook_core.eval import inference
 
 
 def _naive(backend: inference.TransformersBackend, ctx: str, cont: str) -> tuple[float, bool]:
@@ -57,7 +57,7 @@ def test_shared_prefix_loglik_matches_plain_forward(
 def test_generation_stops_and_records_the_limit(
     eval_backend: inference.TransformersBackend,
 ) -> None:
-    from cookbook_core import training
+    from cookbook_core.train import training
 
     tok = eval_backend.tokenizer
     prompts = [

@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 
 from cookbook_core import generate as gen
-from cookbook_core import jobs, training
 from cookbook_core.errors import BadInput
+from cookbook_core.jobs import store as jobs
+from cookbook_core.train import training
 
 
 def _gen_config(out: Path, n: int) -> dict[str, object]:

@@ -9,8 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from cookbook_core import cells, dataset_io, mix_sources, sweep
+from cookbook_core import dataset_io
 from cookbook_core.errors import BadInput
+from cookbook_core.mix import cells, sweep
+from cookbook_core.mix import sources as mix_sources
 
 
 def test_template_plus_dataset_mixture_has_exact_counts(tiny_dataset: Path, tmp_path: Path) -> None:
@@ -62,7 +64,8 @@ def test_single_task_experiment_on_a_generated_dataset(
 ) -> None:
     # A dataset generated with other template parameters is trained on as a source; its
     # tasks and its alignment rule come from the one template its manifest names.
-    from cookbook_core import experiments, generate
+    from cookbook_core import generate
+    from cookbook_core.experiments import core as experiments
 
     cfg = generate.GenerateConfig(
         sources=[generate.Source("document_qa", params={"k": 2})], n=20, token_space="words"

@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cookbook_core import mixing
-from cookbook_core.mixing import MixingError, Run
+from cookbook_core.mix import mixing
+from cookbook_core.mix.mixing import MixingError, Run
 
 A = pd.DataFrame(
     {

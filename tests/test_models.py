@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from cookbook_core import models
 from cookbook_core.errors import BadInput
+from cookbook_core.train import models
 
 
 def test_resolve_default_is_embedded() -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from cookbook_core import jobs
+from cookbook_core.jobs import store as jobs
 
 PAGE = str(Path(__file__).resolve().parent.parent / "pages" / "datasets.py")
 

@@ -11,7 +11,9 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from cookbook_core import evaluation, jobs, studio_jobs
+from cookbook_core.eval import evaluation
+from cookbook_core.jobs import store as jobs
+from cookbook_core.studio import jobs as studio_jobs
 
 PAGE = str(Path(__file__).resolve().parent.parent / "pages" / "jobs.py")
 

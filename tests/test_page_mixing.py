@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 from streamlit.testing.v1 import AppTest
 
-from cookbook_core import mixing
+from cookbook_core.mix import mixing
 
 PAGE = str(Path(__file__).resolve().parent.parent / "pages" / "mixing.py")
 
@@ -62,7 +62,7 @@ def test_unmeasured_cells_are_listed_and_complete_rows_still_optimize() -> None:
 def test_build_button_queues_a_generate_job_that_writes_the_mixture() -> None:
     import json
 
-    from cookbook_core import jobs
+    from cookbook_core.jobs import store as jobs
 
     root = mixing.matrices_root()
     for f in root.glob("*.csv"):

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from cookbook_core import jobs, training
+from cookbook_core.jobs import store as jobs
+from cookbook_core.train import training
 
 PAGE = str(Path(__file__).resolve().parent.parent / "pages" / "training.py")
 

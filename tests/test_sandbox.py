@@ -13,9 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from cookbook_core import discovery, sandbox
+from cookbook_core import discovery
 from cookbook_core.errors import BadInput
-from cookbook_core.sandbox import Limits, SandboxRejected, run_source, validate_source
+from cookbook_core.sandbox import runner as sandbox
+from cookbook_core.sandbox.runner import Limits, SandboxRejected, run_source, validate_source
 
 HEADER = '''
 """Hostile test template."""
@@ -293,7 +294,7 @@ def test_save_template_validates_names_and_keeps_history(tmp_path: Path) -> None
 def test_cli_check_and_sandboxed_preview(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from cookbook_core.cli import main
+    from cookbook_core.cli.main import main
 
     bad = tmp_path / "bad.py"
     bad.write_text(tpl("import os"))

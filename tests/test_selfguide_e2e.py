@@ -13,8 +13,11 @@ from typing import Any
 
 import pytest
 
-from cookbook_core import dataset_io, jobs, paths, selfguide, training
+from cookbook_core import dataset_io, paths
 from cookbook_core.errors import BadInput
+from cookbook_core.jobs import store as jobs
+from cookbook_core.selfguide import pipeline as selfguide
+from cookbook_core.train import training
 
 TINY: dict[str, Any] = {
     "n_inputs": 4,
@@ -174,12 +177,12 @@ def test_bad_requests_fail_before_any_model_loads(shared_data: Path) -> None:
     with pytest.raises(BadInput, match="unknown SELF-GUIDE option"):
         jobs.submit("selfguide", {"task": "task738", "bogus": 1})
     kind = jobs.get_kind("selfguide")
-    assert kind.resumable and kind.runner == "cookbook_core.selfguide:run_job"
+    assert kind.resumable and kind.runner == "cookbook_core.selfguide.pipeline:run_job"
 
 
 @pytest.mark.slow  # runs the tiny pipeline when no earlier test did
 def test_cli_run_show_and_list(shared_data: Path, eval_backend: Any, capsys: Any) -> None:
-    from cookbook_core import cli
+    from cookbook_core.cli import main as cli
 
     run_dir = tiny_run("task1345", shared_data, backend=eval_backend)
     assert cli.main(["selfguide", "show", str(run_dir), "--examples", "1"]) == 0
@@ -192,7 +195,7 @@ def test_cli_run_show_and_list(shared_data: Path, eval_backend: Any, capsys: Any
 
 
 def test_backend_sampling_is_seeded_and_returns_n_per_prompt(eval_backend: Any) -> None:
-    from cookbook_core.inference import Sampling
+    from cookbook_core.eval.inference import Sampling
 
     prompts = ["Name a colour:", "Name a fruit:"]
     s = Sampling(temperature=1.0, top_k=40, n=3, seed=5)

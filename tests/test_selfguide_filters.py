@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from cookbook_core import scoring
-from cookbook_core import selfguide_filters as sf
-from cookbook_core import selfguide_tasks as st
+from cookbook_core.eval import scoring
+from cookbook_core.selfguide import filters as sf
+from cookbook_core.selfguide import tasks as st
 
 DEMOS = ["What is the capital of France?", "How do I bake bread?", "Why is the sky blue?"]
 

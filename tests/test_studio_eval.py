@@ -7,8 +7,10 @@ import json
 
 import pytest
 
-from cookbook_core import jobs, studio_eval, tasks
 from cookbook_core.errors import BadInput
+from cookbook_core.eval import tasks
+from cookbook_core.jobs import store as jobs
+from cookbook_core.studio import evaluation as studio_eval
 
 
 def _summary(run_id: str, adapter: str | None, arc: float, squad: float) -> dict:

@@ -8,8 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from cookbook_core import dataset_io, jobs, studio_jobs
+from cookbook_core import dataset_io
 from cookbook_core.errors import BadInput
+from cookbook_core.jobs import store as jobs
+from cookbook_core.studio import jobs as studio_jobs
 
 
 def _job(**kw: object) -> jobs.Job:

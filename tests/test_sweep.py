@@ -15,8 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from cookbook_core import cells, experiments, sweep
 from cookbook_core.errors import BadInput
+from cookbook_core.experiments import core as experiments
+from cookbook_core.mix import cells, sweep
 
 pytestmark = pytest.mark.slow
 
@@ -50,7 +51,7 @@ def test_matrix_from_stored_results(mini: sweep.SweepConfig) -> None:
     assert ((A >= 0) & (A <= 1)).all().all()
     # every value is a multiple of 1/3: three rows were scored
     assert ((A * 3).round(6) % 1 == 0).all().all()
-    from cookbook_core import mixing
+    from cookbook_core.mix import mixing
 
     csv = Path(mixing.matrices_root()) / "mini.csv"
     assert csv.is_file() and "yes_no_qa" in csv.read_text()
@@ -150,7 +151,8 @@ def test_paired_gain_interval() -> None:
 
 
 def test_mix_experiment_job_and_report(mini: sweep.SweepConfig, tmp_path: Path) -> None:
-    from cookbook_core import jobs, results
+    from cookbook_core.experiments import report as results
+    from cookbook_core.jobs import store as jobs
 
     cfg = experiments.MixConfig(
         templates=TEMPLATES,

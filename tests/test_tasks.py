@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from cookbook_core import scoring, tasks
 from cookbook_core.errors import BadInput
+from cookbook_core.eval import scoring, tasks
 
 # ----------------------------------------------------------------------------------
 # Scorers against hand-checked cases

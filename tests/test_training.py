@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from cookbook_core import dataset_io, training
+from cookbook_core import dataset_io
 from cookbook_core.errors import BadInput
+from cookbook_core.train import training
 
 FAST = dict(steps=4, batch_size=2, max_length=64, save_every=2, lr=1e-3, lora_r=4)
 
@@ -22,7 +23,7 @@ def _cfg(data: Path, **kw: object) -> training.TrainConfig:
 
 
 def test_format_and_encode_mask_the_prompt(embedded_model: Path) -> None:
-    from cookbook_core import models
+    from cookbook_core.train import models
 
     tok = models.load_tokenizer()
     text = training.format_prompt(tok, "Say hi")
@@ -40,7 +41,7 @@ def test_format_and_encode_mask_the_prompt(embedded_model: Path) -> None:
 def test_natural_samples_are_mixed_in(
     embedded_model: Path, tiny_dataset: Path, tmp_path: Path
 ) -> None:
-    from cookbook_core import models
+    from cookbook_core.train import models
 
     natural = tmp_path / "natural.jsonl"
     natural.write_text(

@@ -134,7 +134,7 @@ def set_number(page, label: str, value: int) -> None:
 
 def wait_jobs_done(kind: str, timeout: float) -> list:
     """Wait (in the test process, same workspace) until no job of ``kind`` is active."""
-    from cookbook_core import jobs
+    from cookbook_core.jobs import store as jobs
 
     deadline = time.monotonic() + timeout
     while jobs.list_jobs(states=jobs.ACTIVE, kind=kind):
@@ -226,7 +226,7 @@ def test_evaluation_page_compares_base_and_tuned(page, studio: str, shared_data:
 def test_mixing_page(page, studio: str) -> None:
     import pandas as pd
 
-    from cookbook_core import mixing
+    from cookbook_core.mix import mixing
 
     root = mixing.matrices_root()
     root.mkdir(parents=True, exist_ok=True)

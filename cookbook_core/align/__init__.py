@@ -1,0 +1,1 @@
+"""Template alignment: rules applied to real examples and statistics over evaluation runs."""

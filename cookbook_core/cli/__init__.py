@@ -1,0 +1,1 @@
+"""The ``cookbook`` command, one module per subcommand group."""

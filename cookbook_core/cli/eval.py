@@ -1,0 +1,186 @@
+"""CLI subcommand ``cookbook eval``: evaluate a model (+ adapter) on real benchmarks.
+
+In the foreground (default) it runs in this process with a progress bar and writes
+``<home>/evals/<run id>/``; with ``--job`` it submits an ``eval`` job (followed like a
+training job; ``--background`` returns its id at once).  ``--list-tasks`` prints the
+task registry and groups.  Bad input (unknown task, missing data field, empty file,
+adapter from another base model) exits with code 2 before the model loads.  This
+module only parses arguments and prints; the work is in ``evaluation``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from cookbook_core.errors import BadInput
+
+
+def _kv(items: list[str], what: str) -> dict[str, str]:
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key or not value:
+            raise BadInput(f"{what} {item!r}: expected KEY=VALUE")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def _config(args: argparse.Namespace) -> Any:
+    from cookbook_core.eval.evaluation import EvalConfig
+
+    return EvalConfig(
+        tasks=list(args.task),
+        model=args.model,
+        adapter=args.adapter,
+        limit=args.limit,
+        data_dir=args.data_dir,
+        data_files=_kv(args.data, "--data"),
+        fields=_kv(args.field, "--field"),
+        num_fewshot=args.num_fewshot,
+        prompt_format=args.prompt_format,
+        backend=args.backend,
+        batch_tokens=args.batch_tokens,
+        max_new_tokens=args.max_new_tokens,
+        seed=args.seed,
+        bootstrap=args.bootstrap,
+        threads=args.threads,
+    )
+
+
+def _list_tasks() -> int:
+    from cookbook_core.eval import tasks
+
+    width = max(len(n) for n in tasks.TASKS)
+    for t in tasks.TASKS.values():
+        print(f"{t.name:<{width}}  {t.method:<13}  {t.folder:<22}  {t.description}")
+    print("\ngroups:")
+    for g, members in tasks.GROUPS.items():
+        print(f"  {g}: {', '.join(members)}")
+    return 0
+
+
+def print_summary(summary: dict[str, Any]) -> None:
+    """A table: task, metric, value, 95% interval, n."""
+    for name, s in summary.get("tasks", {}).items():
+        for m, v in s["metrics"].items():
+            lo, hi = v["ci95"]
+            ci = f"[{lo:.4f}, {hi:.4f}]" if lo is not None and hi is not None else ""
+            print(f"{name:<18} {m:<12} {v['value']:>9.4f}  {ci:<20} n={s['n']}")
+        if s.get("n_truncated"):
+            print(f"{'':<18} ({s['n_truncated']} truncated generations/contexts, see records)")
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    if args.list_tasks:
+        return _list_tasks()
+    if not args.task:
+        raise BadInput("give at least one --task (see: cookbook eval --list-tasks)")
+    from cookbook_core.eval import evaluation
+
+    cfg = _config(args)
+    if args.job:
+        from cookbook_core.cli.jobs import _follow
+        from cookbook_core.jobs import store as jobs
+
+        job = jobs.submit("eval", cfg.to_dict(), name=args.name)
+        print(f"job {job.id} ({job.state}); run directory {job.run_dir}", file=sys.stderr)
+        if args.background:
+            print(job.id)
+            return 0
+        code = _follow(job.id)
+        summary_path = jobs.get(job.id).run_dir / "summary.json"
+        if code == 0 and summary_path.is_file():
+            print_summary(json.loads(summary_path.read_text()))
+        return code
+    cfg = evaluation.validate(cfg)  # bad input fails here, before the model loads
+    from tqdm import tqdm
+
+    bar = tqdm(total=None, desc="eval", unit="ex", mininterval=0.5, disable=args.quiet)
+
+    def progress(done: int, total: int, task: str = "") -> None:
+        bar.total = total
+        bar.set_description(task or "eval")
+        bar.update(done - bar.n)
+
+    try:
+        summary = evaluation.evaluate(cfg, args.out, progress=progress)
+    finally:
+        bar.close()
+    if args.json:
+        print(json.dumps(summary, indent=2, default=str))
+    else:
+        print_summary(summary)
+        print(f"summary and records: {summary['run_dir']}")
+    return 0
+
+
+def add_commands(sub: Any) -> None:
+    """Register ``cookbook eval``."""
+    p = sub.add_parser(
+        "eval",
+        help="evaluate a model (and adapter) on real benchmarks",
+        description="Per-task accuracy on real benchmarks (lm-evaluation-harness conventions "
+        "for multiple choice). Example: cookbook eval --task squad --task gpt4all --limit 200 "
+        "--data-dir ../shared/data",
+    )
+    p.add_argument(
+        "--task", "-t", action="append", default=[], help="task or group name (repeatable)"
+    )
+    p.add_argument("--list-tasks", action="store_true", help="print the tasks and groups")
+    p.add_argument("--model", default="default", help="model name or folder (default: embedded)")
+    p.add_argument(
+        "--adapter", help="LoRA adapter: a training run id, run folder or adapter folder"
+    )
+    p.add_argument("--limit", type=int, help="first N examples of each task")
+    p.add_argument(
+        "--data-dir",
+        help="data folder with one subfolder per set (like ../shared/data), or 'hub' "
+        "(default: $COOKBOOK_EVAL_DATA, else the Hugging Face hub when online)",
+    )
+    p.add_argument(
+        "--data",
+        action="append",
+        default=[],
+        metavar="TASK=FILE",
+        help="a JSONL/Parquet/CSV file for one task (repeatable; overrides --data-dir)",
+    )
+    p.add_argument(
+        "--field",
+        action="append",
+        default=[],
+        metavar="FIELD=COLUMN",
+        help="read schema FIELD from COLUMN of --data files (repeatable)",
+    )
+    p.add_argument("--num-fewshot", type=int, default=0, help="k-shot examples (default 0)")
+    p.add_argument(
+        "--prompt-format",
+        choices=["auto", "plain", "chat"],
+        default="auto",
+        help="auto: plain text for log-likelihood tasks (lm-eval parity), the chat template "
+        "(as in training) for generation tasks",
+    )
+    p.add_argument("--backend", choices=["auto", "transformers", "vllm"], default="auto")
+    p.add_argument(
+        "--batch-tokens",
+        type=int,
+        default=None,
+        help="padded tokens per forward pass (default: 512 on CPU, 16384 on CUDA)",
+    )
+    p.add_argument("--max-new-tokens", type=int, help="generation limit (default: per task)")
+    p.add_argument("--seed", type=int, default=0, help="few-shot sampling and bootstrap seed")
+    p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples (0: none)")
+    p.add_argument(
+        "--threads",
+        type=int,
+        help="torch CPU threads (default: torch's choice; 1 can be faster on a busy machine)",
+    )
+    p.add_argument("--out", help="run folder (default: <home>/evals/<run id>)")
+    p.add_argument("--job", action="store_true", help="run as a background eval job")
+    p.add_argument("--background", action="store_true", help="with --job: do not follow it")
+    p.add_argument("--name", help="job name (with --job)")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_eval)

@@ -1,0 +1,1 @@
+"""Evaluation: tasks, scoring, model backends and evaluation runs."""

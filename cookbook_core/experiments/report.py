@@ -1,0 +1,562 @@
+"""The results page: ``docs/RESULTS.md`` and its PNG figures, rebuilt from stored experiments.
+
+:func:`collect` gathers every finished experiment of the workspace
+(:mod:`cookbook_core.experiments.core`) into tables (pandas) and figures (Plotly, from
+the project's own plotting functions); :func:`write_report` renders them as
+Markdown with PNGs exported by kaleido (which drives the system Chromium).  Every
+number on the page is read from a result file; the text around it only compares
+numbers (e.g. whether the optimized mixture beats the best single template) and
+says so when the paper's direction is not reproduced.  The studio's Experiments
+page shows the same tables and figures.  Running experiments is not done here.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from cookbook_core.errors import BadInput
+from cookbook_core.experiments import core as experiments
+from cookbook_core.mix import sources as mix_sources
+
+DEFAULT_BATCH = 8  # training.TrainConfig's batch size
+DEFAULT_LR = 3e-4  # training.TrainConfig's learning rate
+
+
+def _ci(pair: list[float] | None) -> str:
+    if not pair or any(x is None or not math.isfinite(x) for x in pair):
+        return ""
+    return f" [{pair[0]:.1f}, {pair[1]:.1f}]"
+
+
+def single_task_table(results: list[dict[str, Any]]) -> pd.DataFrame:
+    """One row per (experiment, task): base vs fine-tuned with intervals, budget and time."""
+    rows = []
+    for res in results:
+        cfg = res["config"]
+        for r in res["rows"]:
+            rows.append(
+                {
+                    "template": cfg["template"],
+                    "task": r["task"],
+                    "metric": r["metric"],
+                    "rows": r["rows"],
+                    "base": r["base"],
+                    "base_ci": r["base_ci95"],
+                    "tuned": r["tuned"],
+                    "tuned_ci": r["tuned_ci95"],
+                    "gain": r["gain"],
+                    "gain_ci": r["gain_ci95"],
+                    "steps": cfg["steps"],
+                    "batch": cfg.get("batch_size")
+                    or cfg.get("train_extra", {}).get("batch_size")
+                    or DEFAULT_BATCH,
+                    "lr": cfg.get("lr") or cfg.get("train_extra", {}).get("lr") or DEFAULT_LR,
+                    "samples": cfg["n"],
+                    "train_min": res["seconds"]["tuned"]["train_seconds"] / 60,
+                    "eval_min": (
+                        res["seconds"]["base"]["eval_seconds"]
+                        + res["seconds"]["tuned"]["eval_seconds"]
+                    )
+                    / 60,
+                    "base_run": r["base_run"],
+                    "tuned_run": r["tuned_run"],
+                    "source": f"single-task experiment {res['name']}",
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def _sweep_cells(res: dict[str, Any]) -> tuple[Any, Any, dict[str, Any], dict[str, Any]]:
+    """A mix experiment's sweep, its eval settings, its cells by name, the base results."""
+    from cookbook_core.mix import cells, sweep
+
+    sw = sweep.SweepConfig(**res["sweep"])
+    st = sweep.settings(sw)
+    by = {s.name: s for s in sweep.plan(sw)}
+    return sw, st, by, cells.results(by["base"], st)
+
+
+def sweep_single_rows(mixes: list[dict[str, Any]]) -> pd.DataFrame:
+    """Base vs fine-tuned rows from the mix experiments' single-template cells, on the
+    tasks each template stands for (same columns as :func:`single_task_table`)."""
+    from cookbook_core import discovery
+    from cookbook_core.mix import cells
+
+    rows = []
+    for res in mixes:
+        sw, st, by, base = _sweep_cells(res)
+        base_s = res["seconds"].get("base", {})
+        for t in sw.templates:
+            if mix_sources.is_dataset(t):
+                continue
+            tuned = cells.results(by[t], st)
+            for task in discovery.get(t).tasks:
+                if task not in base or task not in tuned:
+                    continue
+                g = experiments.paired_gain(
+                    cells.example_scores(by["base"], st, task),
+                    cells.example_scores(by[t], st, task),
+                )
+                secs = res["seconds"].get(t, {})
+                rows.append(
+                    {
+                        "template": t,
+                        "task": task,
+                        "metric": base[task]["metric"],
+                        "rows": base[task]["n"],
+                        "base": 100 * base[task]["value"],
+                        "base_ci": [100 * x for x in base[task]["ci95"]],
+                        "tuned": 100 * tuned[task]["value"],
+                        "tuned_ci": [100 * x for x in tuned[task]["ci95"]],
+                        "gain": g["gain"],
+                        "gain_ci": [g["lo"], g["hi"]],
+                        "steps": sw.train.get("steps"),
+                        "batch": sw.train.get("batch_size", DEFAULT_BATCH),
+                        "lr": sw.train.get("lr", DEFAULT_LR),
+                        "samples": sw.n,
+                        "train_min": secs.get("train_seconds", 0) / 60,
+                        "eval_min": (secs.get("eval_seconds", 0) + base_s.get("eval_seconds", 0))
+                        / 60,
+                        "base_run": base[task]["run_dir"],
+                        "tuned_run": tuned[task]["run_dir"],
+                        "source": f"mix experiment {res['name']}",
+                    }
+                )
+    return pd.DataFrame(rows)
+
+
+def single_task_figure(table: pd.DataFrame) -> Any:
+    """Grouped bars: base vs fine-tuned per (template, task), with 95% intervals."""
+    import plotly.graph_objects as go
+
+    # one bar pair per row: the experiment's name keeps equal (template, task) rows apart
+    labels = [
+        f"{mix_sources.label(t)}<br>{k}<br>{src.split()[-1]}"
+        for t, k, src in zip(table["template"], table["task"], table["source"], strict=True)
+    ]
+
+    def err(col: str, val: str) -> dict[str, Any]:
+        ci = table[col].tolist()
+        v = table[val].tolist()
+        return {
+            "type": "data",
+            "symmetric": False,
+            "array": [c[1] - x if c else 0 for c, x in zip(ci, v, strict=True)],
+            "arrayminus": [x - c[0] if c else 0 for c, x in zip(ci, v, strict=True)],
+        }
+
+    fig = go.Figure(
+        [
+            go.Bar(
+                name="base model",
+                x=labels,
+                y=table["base"],
+                error_y=err("base_ci", "base"),
+                marker_color="#9aa5b1",
+            ),
+            go.Bar(
+                name="fine-tuned on template",
+                x=labels,
+                y=table["tuned"],
+                error_y=err("tuned_ci", "tuned"),
+                marker_color="#2f6fde",
+            ),
+        ]
+    )
+    fig.update_layout(
+        title="Single-task: base vs fine-tuned on template data (95% bootstrap CI)",
+        barmode="group",
+        yaxis_title="score (pts)",
+        template="plotly_white",
+    )
+    return fig
+
+
+def _source_exists(name: str) -> bool:
+    try:
+        mix_sources.check(name)
+    except BadInput:
+        return False  # a dataset folder deleted since the experiment ran
+    return True
+
+
+def alignment_table(single: pd.DataFrame, mixes: list[dict[str, Any]]) -> pd.DataFrame:
+    """Gold and generation alignment before/after, for every trained cell whose template's
+    rule reads the task (single-task experiments and each sweep's single-template cells)."""
+    from cookbook_core.align import alignment
+    from cookbook_core.align import runs as alignment_runs
+    from cookbook_core.mix import cells
+
+    # template, task, base run, tuned run, what the tuned model was trained on
+    pairs: list[tuple[str, str, str, str, str]] = []
+    for r in single.itertuples():
+        origin = mix_sources.template_of(r.template) if _source_exists(r.template) else None
+        if origin in alignment.RULES:
+            trained = f"{mix_sources.label(r.template)} ({r.source})"
+            pairs.append((origin, r.task, r.base_run, r.tuned_run, trained))
+    for res in mixes:
+        sw, st, by, base = _sweep_cells(res)
+        for t in sw.templates:
+            if t not in alignment.RULES:
+                continue
+            tuned = cells.results(by[t], st)
+            for task in alignment_runs.tasks_for_template(t):
+                if task in base and task in tuned:
+                    pairs.append(
+                        (
+                            t,
+                            task,
+                            base[task]["run_dir"],
+                            tuned[task]["run_dir"],
+                            f"{t} (mix experiment {res['name']})",
+                        )
+                    )
+    pairs = sorted(set(pairs), key=pairs.index)
+    rows = []
+    for template, task, b, t, trained in pairs:
+        try:
+            cmp = alignment_runs.compare(template, task, b, [t])
+        except BadInput as exc:
+            rows.append({"template": template, "task": task, "trained": trained, "note": str(exc)})
+            continue
+        before, after = cmp.iloc[0], cmp.iloc[1]
+        rows.append(
+            {
+                "template": template,
+                "task": task,
+                "trained": trained,
+                "n": int(after["n"]),
+                "gold_alignment": 100 * before["gold_alignment"],
+                "gen_alignment_base": 100 * before["generation_alignment"],
+                "gen_alignment_tuned": 100 * after["generation_alignment"],
+                "accuracy_base": 100 * before["accuracy"],
+                "accuracy_tuned": 100 * after["accuracy"],
+                "delta_alignment": after["delta_alignment"],
+                "delta_accuracy": after["delta_accuracy"],
+                "note": "",
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def collect() -> dict[str, Any]:
+    """Every finished experiment of the workspace, as tables and figures."""
+    from cookbook_core.align import runs as alignment_runs
+    from cookbook_core.mix import mixing
+
+    results = [experiments.read(n) for n in experiments.list_experiments()]
+    single = [r for r in results if r["kind"] == "single-task"]
+    mixes = [r for r in results if r["kind"] == "mix"]
+    out: dict[str, Any] = {"single": single, "mixes": mixes, "figures": {}}
+    st = pd.concat([single_task_table(single), sweep_single_rows(mixes)], ignore_index=True)
+    out["single_table"] = st
+    if len(st):
+        out["figures"]["single_task"] = single_task_figure(st)
+    al = alignment_table(st, mixes) if len(st) or mixes else pd.DataFrame()
+    out["alignment_table"] = al
+    if len(al) and "delta_alignment" in al:
+        pts = al.dropna(subset=["delta_alignment"])
+        out["correlation"] = alignment_runs.correlation(pts) if len(pts) >= 3 else None
+        if len(pts):
+            fig_df = pts.assign(run=pts["template"])
+            out["figures"]["alignment"] = alignment_runs.delta_figure(fig_df)
+    for res in mixes:
+        A = pd.DataFrame(res["matrix"]).T / 100
+        out["figures"][f"{res['name']}_matrix"] = mixing.heatmap_figure(
+            A, f"Accuracy matrix ({res['name']})"
+        )
+        v = res.get("validation", {})
+        if v.get("table"):
+            out["figures"][f"{res['name']}_fit"] = mixing.scatter_figure(pd.DataFrame(v["table"]))
+        out["figures"][f"{res['name']}_comparison"] = comparison_figure(res)
+    return out
+
+
+def comparison_figure(res: dict[str, Any]) -> Any:
+    """Grouped bars: per-task and average accuracy of base, best single, uniform, optimized."""
+    import plotly.graph_objects as go
+
+    comp = res["comparison"]
+    colors = ["#9aa5b1", "#f2a541", "#7bc67e", "#2f6fde"]
+    bars = []
+    for (label, row), color in zip(comp.items(), colors, strict=False):
+        keys = [k for k in row if k != "worst"]
+        bars.append(go.Bar(name=label, x=keys, y=[row[k] for k in keys], marker_color=color))
+    fig = go.Figure(bars)
+    fig.update_layout(
+        title=f"Cookbook-Mix ({res['name']}): observed accuracy per task",
+        barmode="group",
+        yaxis_title="accuracy (pts)",
+        template="plotly_white",
+    )
+    return fig
+
+
+# ----------------------------------------------------------------------------------
+# Markdown
+
+
+def _md_table(df: pd.DataFrame) -> str:
+    head = "| " + " | ".join(map(str, df.columns)) + " |"
+    sep = "|" + "|".join("---" for _ in df.columns) + "|"
+    body = ["| " + " | ".join(map(str, row)) + " |" for row in df.itertuples(index=False)]
+    return "\n".join([head, sep, *body])
+
+
+def _single_section(c: dict[str, Any]) -> list[str]:
+    st = c["single_table"]
+    lines = ["## Single-task: fine-tuning on one template's data", ""]
+    if st.empty:
+        return [*lines, "No single-task experiment has finished yet.", ""]
+    shown = pd.DataFrame(
+        {
+            "template": st["template"].map(mix_sources.label),
+            "task (metric)": st["task"] + " (" + st["metric"] + ")",
+            "rows": st["rows"],
+            "base": [f"{v:.1f}{_ci(c)}" for v, c in zip(st["base"], st["base_ci"], strict=True)],
+            "fine-tuned": [
+                f"{v:.1f}{_ci(c)}" for v, c in zip(st["tuned"], st["tuned_ci"], strict=True)
+            ],
+            "gain (paired 95% CI)": [
+                f"{v:+.1f}{_ci(c)}" for v, c in zip(st["gain"], st["gain_ci"], strict=True)
+            ],
+            "steps x batch, lr": [
+                f"{s} x {b}, {lr:g}"
+                for s, b, lr in zip(st["steps"], st["batch"], st["lr"], strict=True)
+            ],
+            "from": st["source"],
+            "train / eval (min)": [
+                f"{a:.1f} / {b:.1f}" for a, b in zip(st["train_min"], st["eval_min"], strict=True)
+            ],
+        }
+    )
+    lines += [_md_table(shown), ""]
+    for r in st.itertuples():
+        lo, hi = r.gain_ci
+        if lo > 0:
+            verdict = "a gain whose 95% interval excludes zero (the paper's direction)"
+        elif hi < 0:
+            verdict = "a loss whose 95% interval excludes zero (against the paper's direction)"
+        else:
+            verdict = "no change distinguishable from zero at this scale"
+        lines.append(f"- {mix_sources.label(r.template)} on {r.task} ({r.source}): {verdict}.")
+    lines.append("")
+    if c["single"]:
+        lines.append("Rerun: " + ", ".join(f"`{res['command']}`" for res in c["single"]))
+        datasets = [t for t in dict.fromkeys(st["template"]) if mix_sources.is_dataset(t)]
+        for t in datasets:
+            about = mix_sources.describe(t) if _source_exists(t) else f"`{t}` (deleted)"
+            lines.append(f"- Trained on a dataset source: {about}.")
+    if c["mixes"]:
+        lines.append(
+            "Rows from a mix experiment are its single-template cells scored on the "
+            "template's own tasks (same base run)."
+        )
+    lines += ["", "![single-task](results/single_task.png)", ""]
+    return lines
+
+
+def _mix_section(res: dict[str, Any]) -> list[str]:
+    name = res["name"]
+    sw = res["sweep"]
+    lines = [
+        f"## Cookbook-Mix: `{name}`",
+        "",
+        f"Templates: {', '.join(sw['templates'])}. Tasks: {', '.join(sw['tasks'])} "
+        f"({sw['limit']} rows each). Each cell: {sw['n']} samples, "
+        f"{sw['train'].get('steps')} LoRA steps of batch {sw['train'].get('batch_size', DEFAULT_BATCH)}.",
+        "",
+        "### Accuracy matrix (points)",
+        "",
+    ]
+    A = pd.DataFrame(res["matrix"]).T
+    A.insert(0, "trained on", A.index)
+    lines += [_md_table(A.round(1).fillna("-")), "", f"![matrix](results/{name}_matrix.png)", ""]
+    v = res.get("validation", {})
+    lines += ["### Does the linear model hold?", ""]
+    if "stats" in v:
+        s = v["stats"]
+        lines.append(
+            f"Over {s['cells']} (mixture, task) cells: mean |predicted - observed| "
+            f"{s['mean_abs_error']:.2f} points, median {s['median_abs_error']:.2f}, max "
+            f"{s['max_abs_error']:.2f}; leave-one-out mean |error| "
+            f"{v['loo_mean_abs_error']:.2f} points. The paper reports 1.4 (mean) and 0.4 "
+            "(median) points."
+        )
+        lines += ["", f"![fit](results/{name}_fit.png)", ""]
+    else:
+        lines += [v.get("error", "not measured"), ""]
+    comp = pd.DataFrame(res["comparison"]).T.round(1)
+    comp.insert(0, "model", comp.index)
+    w = res["weights"]
+    opt_key = next(k for k in w if k.startswith("opt-"))
+    weights = ", ".join(f"{t} {x:.2f}" for t, x in w[opt_key].items() if x > 0.005)
+    lines += [
+        "### Optimized mixture vs the alternatives (observed, points)",
+        "",
+        f"Optimized weights ({opt_key}): {weights}. Best single template: {res['best_single']}.",
+        "",
+        _md_table(comp),
+        "",
+    ]
+    rows = res["comparison"]
+    opt_label = next(k for k in rows if k.startswith("optimized"))
+    for metric in ("average", "worst"):
+        o = rows[opt_label][metric]
+        better = [k for k in rows if k != opt_label and rows[k][metric] > o]
+        if better:
+            lines.append(
+                f"- {metric} accuracy: the optimized mixture ({o:.1f}) is below "
+                f"{', '.join(f'{k} ({rows[k][metric]:.1f})' for k in better)}: the paper's "
+                "direction is not reproduced at this scale."
+            )
+        else:
+            lines.append(
+                f"- {metric} accuracy: the optimized mixture ({o:.1f}) is at least as high as "
+                "every alternative (the paper's direction)."
+            )
+    secs = sum(x["train_seconds"] + x["eval_seconds"] for x in res["seconds"].values())
+    lines += [
+        "",
+        f"![comparison](results/{name}_comparison.png)",
+        "",
+        f"Time: {secs / 60:.0f} minutes of training and evaluation over "
+        f"{len(res['seconds'])} cells. Rerun: `{res['command']}`.",
+        "",
+    ]
+    return lines
+
+
+def _alignment_section(c: dict[str, Any]) -> list[str]:
+    al = c["alignment_table"]
+    lines = ["## Template alignment", ""]
+    if al.empty:
+        return [*lines, "No run to measure alignment on yet.", ""]
+    ok = al[al["note"] == ""] if "note" in al else al
+    if len(ok):
+        shown = pd.DataFrame(
+            {
+                "template": ok["template"],
+                "task": ok["task"],
+                "tuned model trained on": ok["trained"],
+                "rows": ok["n"],
+                "gold alignment": ok["gold_alignment"].round(1),
+                "generation alignment base -> tuned": [
+                    f"{a:.1f} -> {b:.1f}"
+                    for a, b in zip(
+                        ok["gen_alignment_base"], ok["gen_alignment_tuned"], strict=True
+                    )
+                ],
+                "accuracy base -> tuned": [
+                    f"{a:.1f} -> {b:.1f}"
+                    for a, b in zip(ok["accuracy_base"], ok["accuracy_tuned"], strict=True)
+                ],
+            }
+        )
+        lines += [_md_table(shown), ""]
+    for r in al[al["note"] != ""].itertuples() if "note" in al else []:
+        lines.append(f"- {r.template} on {r.task}: not measured ({r.note})")
+    corr = c.get("correlation")
+    if corr is not None:
+        r, lo, hi = corr
+        lines += [
+            "",
+            f"Pearson r between the change in generation alignment and the change in accuracy "
+            f"over {len(ok)} (template, task) points: {r:.2f} (bootstrap 95% CI "
+            f"[{lo:.2f}, {hi:.2f}]). The paper finds a positive relation. The bootstrap "
+            "treats the points as independent; rows that share a trained model (one sweep "
+            "scored at two row limits, or variants of one experiment) are not, so the "
+            "interval is too narrow when the table has such rows.",
+        ]
+    if "alignment" in c["figures"]:
+        lines += ["", "![alignment](results/alignment.png)"]
+    return [*lines, ""]
+
+
+def _unfinished_sweeps(c: dict[str, Any]) -> list[str]:
+    """Sweeps with no finished experiment: what was measured so far and what is missing."""
+    from cookbook_core.mix import sweep
+
+    done = {res["name"] for res in c["mixes"]}
+    lines: list[str] = []
+    for name in sweep.list_sweeps():
+        if name in done:
+            continue
+        cfg = sweep.load(name)
+        A = sweep.matrix(cfg, write=False)
+        if A.notna().sum().sum() == 0:
+            continue
+        gaps = sweep.missing(cfg)
+        shown = (100 * A).round(1).astype(object).where(A.notna(), "-")
+        shown.insert(0, "trained on", shown.index)
+        lines += [
+            f"## Unfinished sweep `{name}` (measured cells only)",
+            "",
+            f"Tasks at {cfg.limit} rows each; {cfg.train.get('steps')} LoRA steps per "
+            f"template. {len(gaps)} (cell, task) results are missing; finish it with "
+            f"`cookbook mix sweep {name}` (or the experiment command that created it).",
+            "",
+            _md_table(shown),
+            "",
+        ]
+    return lines
+
+
+def render(c: dict[str, Any]) -> str:
+    """The Markdown page for collected results."""
+    runs = [*c["single"], *c["mixes"]]
+    lines = [
+        "# Results: the Cookbook paper's effects on this machine",
+        "",
+        "Generated by `cookbook experiment report` from the experiments stored in the "
+        "workspace; no number on this page is typed by hand. Rerun an experiment with the "
+        "command under its section, then the report.",
+        "",
+    ]
+    if runs:
+        m = runs[0]["machine"]
+        lines += [
+            f"Machine: {m['platform']}, {m['cpus']} CPUs, device {m['device']}, torch "
+            f"{m['torch']}. Model: the embedded SmolLM2-135M-Instruct (`default`), LoRA r=16. "
+            f"Evaluation data: `../shared/data` (row counts per table). Last result: "
+            f"{max(r['finished'] for r in runs)}.",
+            "",
+            "At this scale (a 135M model, tens of LoRA steps, 50-100 evaluation rows) "
+            "intervals are wide: read the intervals, not only the point estimates. Times "
+            "are the wall-clock seconds the runs recorded; on a shared machine they include "
+            "waiting for the CPU.",
+            "",
+        ]
+    lines += _single_section(c)
+    for res in c["mixes"]:
+        lines += _mix_section(res)
+    lines += _unfinished_sweeps(c)
+    lines += _alignment_section(c)
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def write_report(out_dir: str | Path = "docs", *, figures: bool = True) -> Path:
+    """Write ``RESULTS.md`` (and ``results/*.png`` unless ``figures`` is False)."""
+    out_dir = Path(out_dir)
+    c = collect()
+    from cookbook_core.mix import sweep
+
+    if not c["single"] and not c["mixes"] and not sweep.list_sweeps():
+        raise BadInput(
+            "no finished experiment in this workspace: run `cookbook experiment single-task "
+            "--template document_qa` first"
+        )
+    if figures:
+        fig_dir = out_dir / "results"
+        fig_dir.mkdir(parents=True, exist_ok=True)
+        for name, fig in c["figures"].items():
+            fig.write_image(str(fig_dir / f"{name}.png"), width=1000, height=520, scale=1)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / "RESULTS.md"
+    text = render(c)
+    path.write_text(text)
+    return path

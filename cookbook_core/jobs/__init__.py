@@ -1,0 +1,1 @@
+"""Background jobs: the job store, the queue and the worker process."""

@@ -1,0 +1,1 @@
+"""Cookbook-Mix: mixing math, mixture sources, building mixtures, cells and sweeps."""

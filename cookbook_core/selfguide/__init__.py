@@ -1,0 +1,1 @@
+"""SELF-GUIDE: tasks, filters and the pipeline."""

@@ -1,0 +1,1 @@
+"""What the Streamlit studio's pages show: shared widgets and page logic."""

@@ -1,0 +1,208 @@
+"""What the studio's Evaluation page shows, computed from evaluation runs on disk.
+
+Builds the config of an ``eval`` job from widget values (tasks and groups, limit,
+model or a finished training run's adapter); turns run summaries into a long table
+of per-task main metrics with their bootstrap 95% intervals and draws it as grouped
+bars with error bars (one colour per run, so runs compare side by side); turns a
+task's per-example records into a table with a correct/incorrect verdict and the
+model's answer, with filters.
+
+What it does not do: run evaluations (``evaluation``), or render Streamlit widgets.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import plotly.graph_objects as go
+
+from cookbook_core.align import runs as alignment_runs
+from cookbook_core.errors import BadInput
+from cookbook_core.eval import evaluation, tasks
+from cookbook_core.jobs import store as jobs
+
+FILTERS = ("all", "correct", "incorrect")
+
+
+def eval_config(
+    task_names: Iterable[str],
+    groups: Iterable[str] = (),
+    *,
+    limit: int | None = None,
+    model: str = "default",
+    adapter_run: str | None = None,
+    data_dir: str | None = None,
+    max_new_tokens: int | None = None,
+    num_fewshot: int = 0,
+) -> dict[str, Any]:
+    """The config of an ``eval`` job (an :class:`evaluation.EvalConfig` dict).
+
+    Groups are expanded into their tasks.  With ``adapter_run`` (a training job id) the
+    base model is the one that run was trained on.  Raises ``BadInput`` when no task is
+    chosen; the job's validator checks the rest (data present, model known, ...).
+    """
+    names = list(dict.fromkeys([*task_names, *(t for g in groups for t in tasks.GROUPS[g])]))
+    if not names:
+        raise BadInput("choose at least one task or group to evaluate")
+    if adapter_run:
+        cfg_path = jobs.runs_root() / adapter_run / "config.json"
+        if cfg_path.is_file():
+            model = json.loads(cfg_path.read_text()).get("model", model)
+    cfg = evaluation.EvalConfig(
+        tasks=names,
+        model=model.strip() or "default",
+        adapter=adapter_run or None,
+        limit=limit,
+        data_dir=(data_dir or "").strip() or None,
+        max_new_tokens=max_new_tokens,
+        num_fewshot=num_fewshot,
+    )
+    return cfg.to_dict()
+
+
+_RUN_ID = re.compile(r"^\d{4}(\d{2})(\d{2})-(\d{2})(\d{2})(\d{2})-.*-([0-9a-f]{4})$")
+
+
+def short_id(run_id: str) -> str:
+    """``20261121-201020-eval-squad-62b7`` -> ``11-21 20:10:20 ·62b7``; other names as is."""
+    m = _RUN_ID.match(run_id)
+    if not m:
+        return run_id
+    mo, d, h, mi, sec, tag = m.groups()
+    return f"{mo}-{d} {h}:{mi}:{sec} ·{tag}"
+
+
+def run_label(summary: Mapping[str, Any]) -> str:
+    """A short name for a run: base model or the adapter's training run, then when it ran;
+    the model is named when it is not the embedded default."""
+    adapter = summary.get("adapter")
+    if adapter:
+        p = Path(adapter)
+        what = "tuned " + short_id(p.parent.name if p.name == "adapter" else p.name)
+    else:
+        what = "base"
+    model = str(summary.get("model") or "default")
+    if model not in ("default", "embedded"):
+        what += f" ({summary.get('model_display') or Path(model).name})"
+    return f"{what} · run {short_id(str(summary.get('run_id', '?')))}"
+
+
+def main_metric(task_name: str) -> str:
+    """The metric a task is compared on (its first: exact_match, acc, f1 or accuracy)."""
+    try:
+        return tasks.get(task_name).metrics[0]
+    except BadInput:
+        return ""
+
+
+def scores_frame(summaries: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+    """Long table: one row per (run, task) with the main metric, its 95% interval and n."""
+    rows = []
+    for s in summaries:
+        label = run_label(s)
+        for task_name, t in s.get("tasks", {}).items():
+            metric = main_metric(task_name)
+            m = t.get("metrics", {}).get(metric) or next(iter(t.get("metrics", {}).values()), None)
+            if m is None:
+                continue
+            lo, hi = (list(m.get("ci95") or []) + [None, None])[:2]
+            rows.append(
+                {
+                    "run": label,
+                    "run_dir": s.get("run_dir", ""),
+                    "task": task_name,
+                    "metric": metric,
+                    "value": m.get("value"),
+                    "ci_low": lo,
+                    "ci_high": hi,
+                    "n": t.get("n"),
+                }
+            )
+    cols = ["run", "run_dir", "task", "metric", "value", "ci_low", "ci_high", "n"]
+    return pd.DataFrame(rows, columns=cols)
+
+
+def scores_figure(frame: pd.DataFrame) -> go.Figure:
+    """Grouped bars: x = task (its metric), one bar per run, 95% bootstrap intervals as
+    error bars, in percent."""
+    fig = go.Figure()
+    for run, part in frame.groupby("run", sort=False):
+        value = 100 * part["value"].astype(float)
+        hi = 100 * part["ci_high"].astype(float) - value
+        lo = value - 100 * part["ci_low"].astype(float)
+        fig.add_trace(
+            go.Bar(
+                name=str(run),
+                x=[
+                    f"{t}<br><sub>{m} (n={n})</sub>"
+                    for t, m, n in zip(part["task"], part["metric"], part["n"], strict=True)
+                ],
+                y=value,
+                error_y={
+                    "type": "data",
+                    "symmetric": False,
+                    "array": hi.fillna(0).clip(lower=0),
+                    "arrayminus": lo.fillna(0).clip(lower=0),
+                },
+                text=[f"{v:.1f}" for v in value],
+                textposition="outside",
+                hovertemplate="%{x}<br>%{y:.1f}%<extra>" + str(run) + "</extra>",
+            )
+        )
+    fig.update_layout(
+        barmode="group",
+        yaxis={"title": "score (%) with 95% bootstrap interval", "range": [0, 105]},
+        height=420,
+        margin={"l": 50, "r": 20, "t": 30, "b": 40},
+        legend={"orientation": "h", "y": -0.25},
+    )
+    return fig
+
+
+def _short(value: Any, width: int = 80) -> str:
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        value = " | ".join(dict.fromkeys(value))  # gold answers: each distinct one once
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def records_frame(records: Sequence[Mapping[str, Any]], task_name: str) -> pd.DataFrame:
+    """One row per example: index, id, correct, main score, the model's answer and gold."""
+    family = "multiple_choice" if tasks.get(task_name).method == "loglikelihood" else "qa"
+    rows = []
+    for i, r in enumerate(records):
+        score = alignment_runs.primary(r.get("scores", {}))
+        answer = alignment_runs.model_answer(r, family)
+        gold = r.get("gold")
+        conts = r.get("continuations") or []
+        if isinstance(answer, int) and conts:
+            answer = f"{answer}: {str(conts[answer]).strip()}"
+        if isinstance(gold, int) and not isinstance(gold, bool) and 0 <= gold < len(conts):
+            gold = f"{gold}: {str(conts[gold]).strip()}"
+        rows.append(
+            {
+                "index": i,
+                "id": r.get("id"),
+                "correct": score >= 0.5,
+                "score": round(score, 3),
+                "answer": _short(answer),
+                "gold": _short(gold),
+            }
+        )
+    cols = ["index", "id", "correct", "score", "answer", "gold"]
+    return pd.DataFrame(rows, columns=cols)
+
+
+def filter_records(frame: pd.DataFrame, which: str) -> pd.DataFrame:
+    """Rows of :func:`records_frame` that are ``all``, ``correct`` or ``incorrect``."""
+    if which not in FILTERS:
+        raise BadInput(f"filter must be one of {', '.join(FILTERS)}, got {which!r}")
+    if which == "all" or frame.empty:
+        return frame
+    return frame[frame["correct"] == (which == "correct")]
