@@ -1,10 +1,11 @@
 """Latency of a sandboxed template preview vs the same preview in-process.
 
-For each template given (default ``document_qa``), previews 8 samples ``--runs``
-times through :func:`cookbook_core.sandbox.runner.run_source` (static validation, child
-process, limits, audit hook, namespaces where allowed) and in-process (load the
-file, resolve parameters, sample), and prints the medians and their ratio.  Target:
-sandboxed preview under 300 ms median on this 2-core machine.
+For each template given, previews 8 samples with their rule verdicts ``--runs``
+times through :func:`cookbook_core.sandbox.runner.run_source` (static validation,
+then the OS boundary: bubblewrap namespaces, uid drop, seccomp, limits; one run for
+the samples and one for the verdicts) and in-process (the old path for trusted
+templates: load the file, sample, check), and prints the medians and their ratio.
+Target: sandboxed preview under 300 ms median on this 2-core machine.
 
 Usage: ``python benchmarks/sandbox.py [--runs 20] [--templates document_qa ...]``.
 """
@@ -35,7 +36,10 @@ def main() -> None:
     from cookbook_core.sandbox import runner as sandbox
 
     vocab = tokens.load().tokens
-    print(f"namespaces (unshare --net --pid): {'yes' if sandbox.namespaces_available() else 'no'}")
+    from cookbook_core.sandbox import boundary
+
+    boundary.ensure_available()  # fails closed, with the reason, when bwrap cannot run
+    print(f"boundary: {boundary.bwrap_path()} + seccomp; uid {boundary.SANDBOX_UID}")
     print(f"{'template':<22}{'in-process ms':>15}{'sandbox ms':>12}{'ratio':>8}{'target':>10}")
     for name in args.templates:
         path = Path(discovery.get(name).source_file)
@@ -43,8 +47,9 @@ def main() -> None:
         local, boxed = [], []
         for _ in range(args.runs):
             t0 = time.perf_counter()
+            discovery._loaded.pop(path.resolve(), None)  # import the file each time
             tpl = discovery.load_file(path)[name]
-            tpl.preview(vocab, 8, seed=0)
+            tpl.preview_records(vocab, 8, seed=0)
             local.append(time.perf_counter() - t0)
             t0 = time.perf_counter()
             res = sandbox.run_source(source, n=8, seed=0)

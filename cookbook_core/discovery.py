@@ -8,8 +8,13 @@ that declares ``name`` (re-importing it when its mtime changed) and returns the
 :class:`~cookbook_core.templates.Template`.  Unknown names get a did-you-mean;
 two files declaring the same name are an error naming both.
 
-This module imports trusted template files in-process; user-edited code goes
-through the sandbox instead.  It does not generate data.
+**Trust.**  Only files in a trusted folder are ever imported in-process: the
+shipped ``templates/`` folder and folders listed in ``COOKBOOK_TRUSTED_TEMPLATES``
+(:func:`~cookbook_core.paths.trusted_template_dirs`).  Everything else on the
+search path (the user folder where the studio saves, ``COOKBOOK_TEMPLATES``
+folders, drafts) is listed by parsing only, and :func:`get` / :func:`load_file`
+refuse it with :class:`UntrustedTemplate`; such templates run only in the sandbox
+(``cookbook_core.sandbox``).  This module does not generate data.
 """
 
 from __future__ import annotations
@@ -34,6 +39,27 @@ class DuplicateTemplate(TemplateError):
     """Two files declare the same template name."""
 
 
+class UntrustedTemplate(TemplateError):
+    """The template's folder is not trusted, so it is never imported in this process."""
+
+
+def is_trusted(path: Path) -> bool:
+    """Whether ``path`` lies directly in a trusted template folder."""
+    folder = Path(path).resolve().parent
+    return any(folder == d.resolve() for d in paths.trusted_template_dirs())
+
+
+def untrusted_message(name: str, file: Path) -> str:
+    """The one message for a refused in-process use of an untrusted template."""
+    return (
+        f"template {name!r} ({file}) is untrusted: only the shipped folder and folders "
+        "listed in COOKBOOK_TRUSTED_TEMPLATES are imported into this process. It runs "
+        f"only in the sandbox (`cookbook templates preview --file {file}`); generating "
+        "datasets from an untrusted template is not supported yet. If you wrote or "
+        f"reviewed every file in it, trust its folder: COOKBOOK_TRUSTED_TEMPLATES={file.parent}"
+    )
+
+
 @dataclass(frozen=True)
 class TemplateEntry:
     """A template as seen by reading its file, without running it."""
@@ -45,6 +71,7 @@ class TemplateEntry:
     file: Path
     line: int
     error: str | None = None
+    trusted: bool = False
 
     @property
     def ok(self) -> bool:
@@ -60,14 +87,18 @@ def _const(node: ast.AST) -> object:
 
 def parse_file(path: Path) -> list[TemplateEntry]:
     """The template declarations in one file (an error entry if it does not parse)."""
+    trusted = is_trusted(path)
     try:
         source = path.read_text(encoding="utf-8")
         tree = ast.parse(source, filename=str(path))
     except SyntaxError as exc:
         msg = f"syntax error at line {exc.lineno}, column {exc.offset}: {exc.msg}"
-        return [TemplateEntry(path.stem, "?", (), "", path, exc.lineno or 0, msg)]
-    except (OSError, UnicodeDecodeError) as exc:
-        return [TemplateEntry(path.stem, "?", (), "", path, 0, f"cannot read: {exc}")]
+        return [TemplateEntry(path.stem, "?", (), "", path, exc.lineno or 0, msg, trusted)]
+    except (MemoryError, RecursionError):
+        msg = "cannot parse: nested too deeply"
+        return [TemplateEntry(path.stem, "?", (), "", path, 0, msg, trusted)]
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        return [TemplateEntry(path.stem, "?", (), "", path, 0, f"cannot read: {exc}", trusted)]
     found = []
     for node in ast.walk(tree):
         if not isinstance(node, ast.FunctionDef):
@@ -86,6 +117,7 @@ def parse_file(path: Path) -> list[TemplateEntry]:
                     doc=ast.get_docstring(node) or "",
                     file=path,
                     line=node.lineno,
+                    trusted=trusted,
                 )
             )
     return found
@@ -142,8 +174,11 @@ _loaded: dict[Path, tuple[int, dict[str, Template]]] = {}
 
 
 def load_file(path: Path) -> dict[str, Template]:
-    """Import a template file (again if its mtime changed); its templates by name."""
+    """Import a trusted template file (again if its mtime changed); its templates by
+    name.  Raises :class:`UntrustedTemplate` for a file outside the trusted folders."""
     path = path.resolve()
+    if not is_trusted(path):
+        raise UntrustedTemplate(untrusted_message(path.stem, path))
     mtime = path.stat().st_mtime_ns
     hit = _loaded.get(path)
     if hit and hit[0] == mtime:
@@ -165,8 +200,8 @@ def load_file(path: Path) -> dict[str, Template]:
     return found
 
 
-def get(name: str, dirs: list[Path] | None = None) -> Template:
-    """The template called ``name``: loaded from the file that declares it."""
+def find(name: str, dirs: list[Path] | None = None) -> TemplateEntry:
+    """The parsed entry of the template called ``name`` (nothing is imported)."""
     index = _index(dirs)
     entry = index.get(name)
     if entry is None:
@@ -174,8 +209,17 @@ def get(name: str, dirs: list[Path] | None = None) -> Template:
             f"unknown template {name!r}{suggest(name, sorted(index))} "
             f"(available: {', '.join(sorted(k for k, e in index.items() if e.ok))})"
         )
+    return entry
+
+
+def get(name: str, dirs: list[Path] | None = None) -> Template:
+    """The template called ``name``, imported from the file that declares it (trusted
+    folders only: :class:`UntrustedTemplate` otherwise)."""
+    entry = find(name, dirs)
     if not entry.ok:
         raise TemplateError(f"template {name!r} in {entry.file} is broken: {entry.error}")
+    if not entry.trusted:
+        raise UntrustedTemplate(untrusted_message(name, entry.file))
     found = load_file(entry.file)
     if name not in found:
         raise TemplateError(f"{entry.file} declares {name!r} but defines no such Template")

@@ -30,12 +30,35 @@ def cache_dir(*parts: str) -> Path:
     return path
 
 
+def user_templates_dir() -> Path:
+    """Where the studio saves new and duplicated templates: ``<home>/templates``
+    (untrusted: its templates run only in the sandbox)."""
+    return home() / "templates"
+
+
+def _env_dirs(var: str) -> list[Path]:
+    return [Path(p).resolve() for p in os.environ.get(var, "").split(os.pathsep) if p]
+
+
+def trusted_template_dirs() -> list[Path]:
+    """Folders whose templates are imported in-process: the shipped folder and the
+    folders listed in ``$COOKBOOK_TRUSTED_TEMPLATES`` (``os.pathsep``-separated)."""
+    return [SHIPPED_TEMPLATES, *_env_dirs("COOKBOOK_TRUSTED_TEMPLATES")]
+
+
 def template_dirs() -> list[Path]:
-    """Folders searched for templates: the shipped folder, then ``$COOKBOOK_TEMPLATES``
-    (``os.pathsep``-separated)."""
-    dirs = [SHIPPED_TEMPLATES]
-    extra = os.environ.get("COOKBOOK_TEMPLATES", "")
-    dirs += [Path(p).resolve() for p in extra.split(os.pathsep) if p]
+    """Folders searched for templates: the shipped folder, the user folder
+    (:func:`user_templates_dir`), then ``$COOKBOOK_TEMPLATES`` and
+    ``$COOKBOOK_TRUSTED_TEMPLATES`` (``os.pathsep``-separated), each once."""
+    dirs: list[Path] = []
+    for d in [
+        SHIPPED_TEMPLATES,
+        user_templates_dir(),
+        *_env_dirs("COOKBOOK_TEMPLATES"),
+        *_env_dirs("COOKBOOK_TRUSTED_TEMPLATES"),
+    ]:
+        if d not in dirs:
+            dirs.append(d)
     return dirs
 
 

@@ -1,16 +1,21 @@
 """Templates page: browse the library, tweak parameters and preview samples with the
 rule's verdict, read the source, and edit it (validated, previewed in the sandbox,
-saved atomically with the previous version kept, or duplicated under a new name)."""
+saved atomically with the previous version kept, or duplicated under a new name).
+Untrusted templates (not in the shipped folder or a COOKBOOK_TRUSTED_TEMPLATES
+folder) are never imported here: their parameters and samples come from the sandbox."""
 
+import hashlib
 import random
-from pathlib import Path
 
 import streamlit as st
 
-from cookbook_core import discovery, tokens
-from cookbook_core.errors import BadInput
+from cookbook_core import discovery, paths, tokens
+from cookbook_core.align import live
+from cookbook_core.errors import BadInput, CookbookError
 from cookbook_core.sandbox import runner as sandbox
+from cookbook_core.serve import server
 from cookbook_core.studio import editing
+from cookbook_core.train import adapters
 
 ss = st.session_state
 
@@ -68,6 +73,34 @@ def show_samples(samples: list[dict]) -> None:
                 st.code(s["completion"], language=None)
 
 
+def try_on_model(samples: list[dict]) -> None:
+    """Ask the served base model (and one adapter) to answer a generated sample."""
+    with st.expander("Try a sample on the model", icon=":material/smart_toy:"):
+        live_server = server.running("default")
+        if live_server is None:
+            st.caption(
+                "Needs a running model server (`cookbook serve start`, or **Start the "
+                "server** on the Alignment page)."
+            )
+            return
+        k = st.selectbox("Sample", range(len(samples)), key="tpl_try_k")
+        refs = {"base model": None, **{a.label: a.path for a in adapters.list_adapters()}}
+        chosen = st.multiselect(
+            "Models", list(refs), default=["base model"], max_selections=4, key="tpl_try_models"
+        )
+        if chosen and st.button("Ask", key="tpl_try_go"):
+            try:
+                outs = live.try_prompt(samples[k]["prompt"], [refs[c] for c in chosen])
+            except CookbookError as exc:
+                st.error(str(exc))
+                return
+            st.dataframe(
+                live.prompt_answers_frame(chosen, outs, samples[k]["completion"]),
+                hide_index=True,
+                width="stretch",
+            )
+
+
 st.title("Templates")
 entries = discovery.scan()
 good = [e for e in entries if e.ok]
@@ -88,22 +121,32 @@ with st.sidebar:
         help="tokenizer: the embedded model's word-like tokens; words: an English word list",
     )
 entry = next(e for e in good if e.name == name)
+source = entry.file.read_text(encoding="utf-8")
+tpl = None
 try:
-    tpl = discovery.get(name)
-except BadInput as exc:
+    if entry.trusted:
+        tpl = discovery.get(name)
+        params = list(tpl.params.values())
+    else:
+        described = sandbox.run_source(source, name=name, n=0, token_space=space)
+        if not described.ok:
+            raise CookbookError(f"the template failed in the sandbox: {described.error}")
+        params = sandbox.params_of(described, name)
+except CookbookError as exc:
     st.error(str(exc))
     st.stop()
 
 st.subheader(name)
-st.caption(f"{tpl.family} · stands for: {', '.join(tpl.tasks)} · `{entry.file.name}`")
-st.markdown(tpl.doc)
+trust = "trusted" if entry.trusted else "untrusted: runs in the sandbox"
+st.caption(f"{entry.family} · stands for: {', '.join(entry.tasks)} · `{entry.file.name}` · {trust}")
+st.markdown(entry.doc)
 
 tab_preview, tab_source, tab_edit = st.tabs(["Preview", "Source", "Edit"])
 
 with tab_preview:
     cols = st.columns(4)
     values = {}
-    for i, p in enumerate(tpl.params.values()):
+    for i, p in enumerate(params):
         with cols[i % 4]:
             values[p.name] = param_widget(p, key=f"param::{name}::{p.name}")
     c1, c2, c3 = st.columns([1, 1, 2])
@@ -114,8 +157,16 @@ with tab_preview:
     seed = c1.number_input("Seed", min_value=0, step=1, key=seed_key)
     n = c3.slider("Samples", 1, 20, 4, key=f"n::{name}")
     try:
-        samples = tpl.preview_records(vocab_for(space), n, int(seed), values)
-    except BadInput as exc:
+        if tpl is not None:
+            samples = tpl.preview_records(vocab_for(space), n, int(seed), values)
+        else:
+            res = sandbox.run_source(
+                source, name=name, n=n, seed=int(seed), params=values, token_space=space
+            )
+            if not res.ok:
+                raise CookbookError(f"The template failed in the sandbox: {res.error}")
+            samples = res.samples
+    except CookbookError as exc:
         st.error(str(exc))
     except Exception as exc:  # noqa: BLE001 - a template bug shows as a message, not a trace
         st.error(f"The template raised {type(exc).__name__}: {exc}")
@@ -123,11 +174,11 @@ with tab_preview:
         ok_count = sum(bool(s["follows_rule"]) for s in samples)
         st.caption(f"{ok_count}/{len(samples)} samples follow the rule")
         show_samples(samples)
-
-source = Path(tpl.source_file).read_text()
+        try_on_model(samples)
 
 with tab_source:
-    st.caption(f"{tpl.source_file} · sha256 {discovery.source_sha256(tpl)[:12]}…")
+    digest = hashlib.sha256(source.encode("utf-8")).hexdigest()
+    st.caption(f"{entry.file} · sha256 {digest[:12]}…")
     st.code(source, language="python", line_numbers=True)
 
 with tab_edit:
@@ -153,17 +204,27 @@ with tab_edit:
         with st.expander("Changes against the saved file", expanded=False):
             st.code(diff, language="diff")
     b1, b2, b3 = st.columns([1, 1, 2])
+    # edits never land in a trusted folder: save to the user's (untrusted) folder
+    save_folder = paths.user_templates_dir() if entry.trusted else entry.file.parent
+    if entry.trusted:
+        st.caption(
+            "Shipped and trusted templates are read-only here: duplicate under a new name "
+            f"to save your version in {save_folder} (it will run in the sandbox)."
+        )
     if b1.button("Preview in sandbox", disabled=bool(problems), key=f"sbx::{name}"):
         with st.spinner("Running in the sandbox…"):
-            res = sandbox.run_source(draft, n=4, token_space=space)
+            try:
+                res = sandbox.run_source(draft, n=4, token_space=space)
+            except CookbookError as exc:
+                res = sandbox.SandboxResult(False, error_type=type(exc).__name__, message=str(exc))
         if res.ok:
             st.caption(f"{res.elapsed_s * 1000:.0f} ms in the sandbox")
             show_samples(res.samples)
         else:
             st.error(f"The edited template failed: {res.error}")
-    if b2.button("Save", disabled=bool(problems) or not diff, key=f"save::{name}"):
+    if b2.button("Save", disabled=bool(problems) or not diff or entry.trusted, key=f"save::{name}"):
         try:
-            path = sandbox.save_template(entry.file.stem, draft, folder=entry.file.parent)
+            path = sandbox.save_template(entry.file.stem, draft, folder=save_folder)
         except BadInput as exc:
             st.error(str(exc))
         else:
@@ -175,7 +236,7 @@ with tab_edit:
                 copy = editing.duplicate_source(draft, name, new_name)
                 if new_name in names:
                     raise BadInput(f"a template named {new_name!r} already exists")
-                path = sandbox.save_template(new_name, copy, folder=entry.file.parent)
+                path = sandbox.save_template(new_name, copy, folder=save_folder)
             except BadInput as exc:
                 st.error(str(exc))
             else:

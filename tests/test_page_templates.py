@@ -1,5 +1,6 @@
 """The Templates page under Streamlit's AppTest: preview, new seed, parameters,
-editing with validation, sandbox preview, save and duplicate (in a scratch folder)."""
+editing with validation, sandbox preview, save and duplicate (in an untrusted scratch
+folder, whose templates the page previews through the sandbox only)."""
 
 from __future__ import annotations
 
@@ -60,14 +61,18 @@ def test_edit_shows_validation_problem_with_line() -> None:
 
 
 def test_save_and_duplicate_in_scratch_folder(
-    extra_templates: Path, monkeypatch: pytest.MonkeyPatch
+    user_templates: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     src = (ROOT / "templates" / "last_word.py").read_text()
-    (extra_templates / "scratch_word.py").write_text(
+    (user_templates / "scratch_word.py").write_text(
         src.replace('name="last_word"', 'name="scratch_word"')
     )
     at = page()
     at.sidebar.selectbox(key="tpl_name").set_value("scratch_word").run()
+    assert not at.exception, at.exception
+    # an untrusted template: its samples and verdicts come from the sandbox
+    assert any("untrusted: runs in the sandbox" in c.value for c in at.caption)
+    assert any("4/4 samples follow the rule" in c.value for c in at.caption)
     edited = at.text_area(key="editor::scratch_word").value.replace(
         "Complete the last word", "Finish the last word"
     )
@@ -77,11 +82,11 @@ def test_save_and_duplicate_in_scratch_folder(
     assert not at.exception
     assert any(c.value.startswith("Finish the last word") for c in at.code)
     at.button(key="save::scratch_word").click().run()
-    assert (extra_templates / "scratch_word.py").read_text() == edited
-    assert len(list((extra_templates / ".history").glob("scratch_word-*.py"))) == 1
+    assert (user_templates / "scratch_word.py").read_text() == edited
+    assert len(list((user_templates / ".history").glob("scratch_word-*.py"))) == 1
     at.text_input(key="dup_name::scratch_word").input("scratch_copy").run()
     at.button(key="dup::scratch_word").click().run()
     assert not at.exception
-    copy = (extra_templates / "scratch_copy.py").read_text()
+    copy = (user_templates / "scratch_copy.py").read_text()
     assert 'name="scratch_copy"' in copy and "def scratch_copy(" in copy
-    shutil.rmtree(extra_templates)
+    shutil.rmtree(user_templates)

@@ -1,10 +1,22 @@
-"""The program that runs inside the sandbox's child process (see ``sandbox.py``).
+"""The program that runs inside the sandbox (see ``boundary.py`` and ``runner.py``).
 
-Reads one JSON request on stdin, installs an audit hook that refuses dangerous
-operations, loads the user's template file, previews samples with the rule's verdict
-and writes one JSON result to the original stdout.  Run as ``python -I -B`` with a
-scrubbed environment and resource limits set by the parent; never imported by the
-library itself.
+Started by bubblewrap as ``python -I -S -B /sandbox/child.py``.  It reads one JSON
+request on stdin (the template source, the token list, the mode and its
+arguments), then, before any template code exists in the process:
+
+1. loads the second seccomp filter it was given (no ``execve`` from now on) and
+   checks the boundary is really there (``no_new_privs``, two seccomp filters,
+   uid 65534, no capabilities); if not, it exits with code 3 and runs nothing;
+2. imports the template API from ``/sandbox/lib`` and moves stdout/stderr to
+   ``/dev/null`` (only a private duplicate carries the result);
+3. optionally installs an audit hook (PEP 578) as an early, friendlier warning;
+   it is not the boundary and tests switch it off to prove that.
+
+Modes: ``preview`` (the first ``n`` samples and a description of the file's
+templates, without verdicts) and ``check`` (the rule checker's verdict on samples
+the parent supplies).  One JSON object is written back.  Everything it says is
+treated by the parent as untrusted data; this program is never imported by the
+library itself.  ``--probe`` only reports whether the boundary is in place.
 """
 
 import io
@@ -55,6 +67,8 @@ _BLOCKED_PREFIXES = (
     "webbrowser.",
 )
 _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
+_TEMPLATE_FILE = "/tmp/user_template.py"
+_BOUNDARY_EXIT = 3
 
 
 class _CappedSink(io.TextIOBase):
@@ -70,6 +84,60 @@ class _CappedSink(io.TextIOBase):
             self.kept.append(s[: self.cap - self.size])
         self.size += len(s)
         return len(s)
+
+
+def _status() -> dict:
+    with open("/proc/self/status") as fh:
+        return dict(line.split(":\t", 1) for line in fh.read().splitlines() if ":\t" in line)
+
+
+def _load_exec_filter(program: bytes) -> None:
+    """Install a compiled seccomp BPF program (prepared by the parent with libseccomp)."""
+    import ctypes
+
+    if not program or len(program) % 8:
+        raise RuntimeError("empty or malformed seccomp program")
+
+    class SockFprog(ctypes.Structure):
+        _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+
+    buf = ctypes.create_string_buffer(program, len(program))
+    prog = SockFprog(len(program) // 8, ctypes.cast(buf, ctypes.c_void_p))
+    libc = ctypes.CDLL(None, use_errno=True)
+    pr_set_seccomp, seccomp_mode_filter = 22, 2
+    if libc.prctl(pr_set_seccomp, seccomp_mode_filter, ctypes.byref(prog), 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_SECCOMP)")
+
+
+def _boundary_problems(filters_expected: int) -> list[str]:
+    st = _status()
+    problems = []
+    if st.get("NoNewPrivs", "").strip() != "1":
+        problems.append("no_new_privs is not set")
+    if st.get("Seccomp", "").strip() != "2":
+        problems.append("no seccomp filter")
+    if int(st.get("Seccomp_filters", "0").strip() or 0) < filters_expected:
+        problems.append(f"fewer than {filters_expected} seccomp filters")
+    if st.get("Uid", "").split()[:1] != ["65534"] or os.getuid() != 65534:
+        problems.append("not running as uid 65534")
+    if int(st.get("CapEff", "0").strip() or "0", 16) != 0:
+        problems.append("capabilities are not dropped")
+    return problems
+
+
+def _probe() -> None:
+    problems = _boundary_problems(1)
+    import socket
+
+    try:
+        socket.socket()
+        problems.append("socket() was allowed")
+    except PermissionError:
+        pass
+    if problems:
+        print("; ".join(problems))
+        sys.exit(_BOUNDARY_EXIT)
+    print("boundary-ok")
 
 
 def _install_hook(read_roots: list[str]) -> None:
@@ -104,32 +172,70 @@ def _user_line(exc: BaseException, filename: str) -> int | None:
     return line
 
 
+def _describe(found: list) -> list[dict]:
+    return [
+        {
+            "name": t.name,
+            "family": t.family,
+            "tasks": list(t.tasks),
+            "doc": t.doc,
+            "has_checker": t.has_checker,
+            "token_space": t.token_space,
+            "params": [
+                {
+                    "name": p.name,
+                    "type": p.type.__name__,
+                    "default": p.default,
+                    "help": p.help,
+                    "low": p.low,
+                    "high": p.high,
+                    "choices": list(p.choices) if p.choices is not None else None,
+                }
+                for p in t.params.values()
+            ],
+        }
+        for t in found
+    ]
+
+
 def main() -> None:
-    request = json.loads(sys.stdin.read())
-    sys.path.insert(0, request["project_root"])
+    if sys.argv[1:] == ["--probe"]:
+        _probe()
+        return
+    request = json.loads(sys.stdin.buffer.read())
+    try:
+        _load_exec_filter(bytes.fromhex(request["exec_filter"]))
+    except Exception as exc:  # noqa: BLE001 - no boundary, no template code
+        print(f"could not load the exec filter: {exc}", file=sys.stderr)
+        sys.exit(_BOUNDARY_EXIT)
+    problems = _boundary_problems(2)
+    if problems:
+        print("boundary incomplete: " + "; ".join(problems), file=sys.stderr)
+        sys.exit(_BOUNDARY_EXIT)
+
+    sys.path.insert(0, "/sandbox/lib")
     out = os.fdopen(os.dup(1), "w", encoding="utf-8")
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 1)
     os.dup2(devnull, 2)
 
-    # Everything the template may need is imported before the hook goes in.
+    # Everything the template may need is imported before its code runs.
     import importlib.util
 
     from cookbook_core import template_helpers, templates  # noqa: F401
 
-    template_helpers.USE_NUMPY = False  # same samples; saves numpy's import time
+    template_helpers.USE_NUMPY = False  # same samples; numpy is not in the sandbox
     from cookbook_core.templates import Template
 
-    with open(request["vocab_file"]) as fh:
-        vocab = tuple(json.load(fh))
+    vocab = tuple(request["vocab"])
+    with open(_TEMPLATE_FILE, "w", encoding="utf-8") as fh:
+        fh.write(request["source"])
     sys.stdout = sys.stderr = _CappedSink()
-    filename = request["file"]
-    _install_hook(
-        [sys.prefix, sys.base_prefix, sys.exec_prefix, request["project_root"], request["work"]]
-    )
+    if request.get("guards", True):
+        _install_hook([sys.prefix, sys.base_prefix, "/sandbox", "/tmp"])
     result: dict = {"ok": False}
     try:
-        spec = importlib.util.spec_from_file_location("user_template", filename)
+        spec = importlib.util.spec_from_file_location("user_template", _TEMPLATE_FILE)
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
         found = [t for t in vars(module).values() if isinstance(t, Template)]
@@ -141,37 +247,29 @@ def main() -> None:
             if not named:
                 raise LookupError(f"no template named {request['name']!r} in the file")
             tpl = named[0]
-        samples = tpl.preview_records(vocab, request["n"], request["seed"], request.get("params"))
-        json.dumps([s["meta"] for s in samples])  # must be plain JSON data
-        described = [
-            {
-                "name": t.name,
-                "family": t.family,
-                "tasks": list(t.tasks),
-                "doc": t.doc,
-                "has_checker": t.has_checker,
-                "params": [
-                    {
-                        "name": p.name,
-                        "type": p.type.__name__,
-                        "default": p.default,
-                        "allowed": p.describe(),
-                        "help": p.help,
-                    }
-                    for p in t.params.values()
-                ],
-            }
-            for t in found
-        ]
-        result = {"ok": True, "samples": samples, "templates": described}
+        if request["mode"] == "check":
+            params = tpl.resolve_params(request.get("params"))
+            verdicts = [
+                tpl.check(s["meta"], s["completion"], params) if tpl.has_checker else None
+                for s in request["samples"]
+            ]
+            result = {"ok": True, "verdicts": verdicts}
+        else:
+            examples = tpl.preview(vocab, request["n"], request["seed"], request.get("params"))
+            samples = [
+                {"prompt": e.prompt, "completion": e.completion, "meta": e.meta} for e in examples
+            ]
+            result = {"ok": True, "samples": samples, "templates": _describe(found)}
+        text = json.dumps(result)
     except BaseException as exc:  # noqa: BLE001 - everything becomes a structured error
         result = {
             "ok": False,
             "error_type": type(exc).__name__,
             "message": str(exc)[:2000] or type(exc).__name__,
-            "line": _user_line(exc, filename),
+            "line": _user_line(exc, _TEMPLATE_FILE),
         }
-    out.write(json.dumps(result))
+        text = json.dumps(result)
+    out.write(text)
     out.flush()
 
 

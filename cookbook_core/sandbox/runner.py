@@ -1,5 +1,5 @@
-"""Running user-edited (or LLM-written) template code safely: static checks, then a
-limited child process.
+"""Running untrusted template code (user-edited, saved, found through
+``COOKBOOK_TEMPLATES`` or written by a model): static checks, then the OS sandbox.
 
 What it does, in order:
 
@@ -8,29 +8,27 @@ What it does, in order:
    vocab, *, ...)`` with defaults on every keyword parameter, and import only
    :data:`ALLOWED_IMPORTS`.  Calls of ``exec``/``eval``/``open``/``__import__``/
    ``getattr`` and friends, any ``_private`` or ``__dunder__`` attribute or name,
-   and attributes that lead to interpreter internals (``sys``, ``os``,
-   ``modules``, ``f_globals``...) are rejected.  Every problem has a line and column.
-2. **Execution in a child process** (:func:`preview_file`): ``python -I``
-   (isolated: no user site, no ``PYTHON*`` variables, no script dir on the path), a
-   fresh temporary working directory, an environment with nothing but a minimal
-   ``PATH``/``LANG``/``HOME``, resource limits (CPU seconds, address space, file
-   size, open files, processes), a wall-clock timeout after which the whole process
-   group is killed, a cap on the bytes read back, and, where ``unshare`` is
-   permitted, new network and PID namespaces (no network at all; no other process
-   visible or signalable).  Inside the child, before the template code is loaded,
-   an audit hook (PEP 578) refuses process creation, signals, network use,
-   ``ctypes``, writes anywhere, and reads outside the Python installation, the
-   project, the sandbox folder and the token file.  Results come back as JSON: the
-   samples with the rule's verdict, or an error with type, message and line.
+   and attributes that lead to interpreter internals are rejected, each problem
+   with a line and column.  Source too deeply nested to parse is one problem, not
+   a crash.  These checks are an early, readable warning, **not** the boundary.
+2. **Execution inside the OS boundary** (:func:`run_source`, :func:`preview_file`):
+   a bubblewrap sandbox with its own user, mount, PID, network and IPC
+   namespaces, a fresh ``/proc``, read-only binds of only the interpreter and the
+   template API, a private ``/tmp``, uid 65534 (also on the host when the caller
+   is root), ``no_new_privs`` and seccomp filters refusing process creation,
+   ``execve``, sockets, ``mknod`` and ``ptrace`` (see ``boundary.py``); plus
+   resource limits set here (CPU seconds, address space, file size, open files,
+   processes) and a wall clock after which the process group is killed, and a cap
+   on the bytes read back.  The request (source, token list, arguments) goes in on
+   stdin; the answer comes back on stdout and is validated by ``protocol.py``.
+   The rule checker's verdicts come from a second run that is handed the samples
+   the parent holds and never calls the generator.  An in-interpreter audit hook
+   stays in as a friendlier first line (switchable off for tests).
 
-What it does **not** protect against: it is not a security boundary against a
-determined attacker with a Python interpreter exploit (a crash in C code, a bug in
-the audit-hook coverage of some module the allowed imports reach).  Where
-``unshare`` is refused (some containers), there is no network namespace: network
-access is then blocked only by the import allowlist and the audit hook.  When the
-studio runs as root, ``RLIMIT_NPROC`` is not enforced by the kernel; process
-creation is then blocked only by the allowlist and the audit hook.  CPU use of a
-template is bounded by the limits, but a run may use up to the limits each time.
+If the boundary cannot be built, :class:`~cookbook_core.sandbox.boundary.BoundaryUnavailable`
+is raised: nothing runs unsandboxed.  What this does not protect against is in
+``docs/SECURITY.md`` (kernel exploits, a checker that lies about its own rule,
+CPU and memory use up to the limits).
 
 Also here: :func:`save_template` writes edited templates into a template folder
 (names validated, atomic write, the previous version kept under ``.history/``).
@@ -39,16 +37,14 @@ Also here: :func:`save_template` writes edited templates into a template folder
 from __future__ import annotations
 
 import ast
-import functools
 import json
 import os
 import re
 import resource
+import selectors
 import shutil
 import signal
 import subprocess
-import sys
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -56,6 +52,9 @@ from typing import Any
 
 from cookbook_core import paths, tokens
 from cookbook_core.errors import BadInput, CookbookError
+from cookbook_core.sandbox import boundary, protocol
+from cookbook_core.sandbox.boundary import BoundaryUnavailable
+from cookbook_core.templates import Param
 
 ALLOWED_IMPORTS = frozenset(
     {
@@ -184,6 +183,10 @@ def validate_source(source: str, filename: str = "<template>") -> list[Problem]:
         tree = ast.parse(source, filename=filename)
     except SyntaxError as exc:
         return [Problem(exc.lineno or 0, exc.offset or 0, f"syntax error: {exc.msg}")]
+    except (MemoryError, RecursionError):
+        return [Problem(1, 1, "the source is nested too deeply to parse")]
+    except ValueError as exc:  # e.g. null bytes
+        return [Problem(1, 1, f"cannot parse: {exc}")]
     problems: list[Problem] = []
 
     def add(node: ast.AST, msg: str) -> None:
@@ -273,33 +276,23 @@ def _signature_problems(fn: ast.FunctionDef) -> list[Problem]:
 # Execution
 
 
-_CHILD = Path(__file__).with_name("child.py")
+@dataclass
+class _Raw:
+    """What one child run left: its bytes, or why it was stopped, and how it ended."""
+
+    data: bytes
+    stopped: str | None
+    returncode: int
+    cpu_s: float
 
 
-@functools.lru_cache(maxsize=1)
-def namespaces_available() -> bool:
-    """Whether ``unshare --net --pid`` works here (probed once)."""
-    exe = shutil.which("unshare")
-    if not exe:
-        return False
-    try:
-        res = subprocess.run(
-            [exe, "--net", "--pid", "--fork", "--kill-child", "true"],
-            capture_output=True,
-            timeout=5,
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-    return res.returncode == 0
-
-
-def _set_limits(limits: Limits) -> None:  # runs in the child between fork and exec
+def _set_limits(limits: Limits) -> None:  # runs in the launcher between fork and exec
     mb = 1024 * 1024
     resource.setrlimit(resource.RLIMIT_CPU, (limits.cpu_seconds, limits.cpu_seconds + 1))
     resource.setrlimit(resource.RLIMIT_AS, (limits.memory_mb * mb, limits.memory_mb * mb))
     resource.setrlimit(resource.RLIMIT_FSIZE, (limits.file_size_kb * 1024,) * 2)
     resource.setrlimit(resource.RLIMIT_NOFILE, (limits.open_files, limits.open_files))
-    if os.geteuid() != 0:  # the kernel ignores RLIMIT_NPROC for root
+    if os.geteuid() != 0:  # after the drop to uid 65534 when the caller is root
         cap = _own_process_count() + limits.processes
         resource.setrlimit(resource.RLIMIT_NPROC, (cap, cap))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
@@ -318,13 +311,6 @@ def _own_process_count() -> int:
     return count
 
 
-def _vocab_file(spec: str, workdir: Path) -> Path:
-    space = tokens.load(spec)
-    path = workdir / "vocab.json"
-    path.write_text(json.dumps(list(space.tokens)))
-    return path
-
-
 def run_source(
     source: str,
     *,
@@ -335,33 +321,55 @@ def run_source(
     token_space: str = tokens.DEFAULT_SPEC,
     limits: Limits | None = None,
     validate: bool = True,
+    in_process_guards: bool = True,
 ) -> SandboxResult:
-    """Validate ``source``, then preview ``n`` samples of its template(s) in a child.
+    """Validate ``source``, then preview ``n`` samples of its template(s) in the sandbox.
 
     ``name`` picks one template when the file declares several (default: the first).
-    Raises :class:`SandboxRejected` when static validation fails; anything that goes
-    wrong while running comes back as a failed :class:`SandboxResult`.
+    Two sandboxed runs: one makes the samples, a second one (which never calls the
+    generator) gives the rule checker's verdict on the samples the parent now holds,
+    so a verdict always belongs to a sample the parent has seen.  Both answers are
+    validated (:mod:`~cookbook_core.sandbox.protocol`).  ``in_process_guards=False``
+    leaves out the in-interpreter audit hook, so tests can show that the OS
+    boundary alone holds.
+
+    Raises :class:`SandboxRejected` when static validation fails and
+    :class:`~cookbook_core.sandbox.boundary.BoundaryUnavailable` when the boundary
+    cannot be built; anything that goes wrong while running (including a malformed
+    answer) comes back as a failed :class:`SandboxResult`.
     """
     if validate:
         problems = validate_source(source)
         if problems:
             raise SandboxRejected(problems)
+    if not 0 <= n <= 1000:
+        raise BadInput(f"n must be between 0 and 1000, got {n}")
     limits = limits or Limits()
+    boundary.ensure_available()
     started = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="cookbook_sandbox_") as tmp:
-        work = Path(tmp)
-        (work / "user_template.py").write_text(source)
-        request = {
-            "file": str(work / "user_template.py"),
-            "name": name,
-            "n": n,
-            "seed": seed,
-            "params": params or {},
-            "vocab_file": str(_vocab_file(token_space, work)),
-            "project_root": str(paths.PROJECT_ROOT),
-            "work": str(work),
-        }
-        result = _run_child(request, work, limits)
+    request = {
+        "mode": "preview",
+        "source": source,
+        "name": name,
+        "n": n,
+        "seed": seed,
+        "params": params or {},
+        "vocab": list(tokens.load(token_space).tokens),
+        "guards": in_process_guards,
+    }
+    result = _ask(request, limits)
+    if result.ok and result.samples and any(t["has_checker"] for t in result.templates):
+        check = dict(request, mode="check", samples=result.samples, vocab=[])
+        verdicts = _ask(check, limits)
+        if not verdicts.ok:
+            verdicts.samples = []
+            result = verdicts
+        else:
+            for s, v in zip(result.samples, verdicts.samples, strict=True):
+                s["follows_rule"] = v["follows_rule"]
+    elif result.ok:
+        for s in result.samples:
+            s["follows_rule"] = None
     result.elapsed_s = time.perf_counter() - started
     return result
 
@@ -376,88 +384,138 @@ def preview_file(path: Path | str, **kwargs: Any) -> SandboxResult:
     return run_source(source, **kwargs)
 
 
-def _command() -> list[str]:
-    cmd = [sys.executable, "-I", "-B", str(_CHILD)]
-    if namespaces_available():
-        cmd = ["unshare", "--net", "--pid", "--fork", "--kill-child"] + cmd
-    return cmd
-
-
-def _run_child(request: dict[str, Any], work: Path, limits: Limits) -> SandboxResult:
-    env = {
-        "PATH": "/usr/bin:/bin",
-        "LANG": "C.UTF-8",
-        "HOME": str(work),
-        "OPENBLAS_NUM_THREADS": "1",
-        "OMP_NUM_THREADS": "1",
-    }
-    proc = subprocess.Popen(
-        _command(),
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        cwd=work,
-        env=env,
-        start_new_session=True,
-        preexec_fn=lambda: _set_limits(limits),  # noqa: PLW1509 - no threads touched here
-    )
-    assert proc.stdin is not None and proc.stdout is not None
+def _ask(request: dict[str, Any], limits: Limits) -> SandboxResult:
+    """One sandboxed run, its answer validated and turned into a :class:`SandboxResult`."""
+    _, exec_filter = boundary.seccomp_programs()
+    payload = json.dumps(dict(request, exec_filter=exec_filter.hex())).encode()
+    raw = _run_child(payload, limits)
+    if raw.stopped is not None:
+        return SandboxResult(False, error_type="LimitExceeded", message=raw.stopped)
     try:
-        proc.stdin.write(json.dumps(request).encode())
-        proc.stdin.close()
-    except BrokenPipeError:
-        pass
+        answer = protocol.decode(raw.data)
+    except protocol.MalformedResult as exc:
+        if not raw.data.strip():
+            return _ended_without_answer(raw, limits)
+        return _malformed(str(exc))
+    try:
+        if not isinstance(answer, dict) or not isinstance(answer.get("ok"), bool):
+            raise protocol.MalformedResult("the result is not an object with a boolean 'ok'")
+        if not answer["ok"]:
+            etype, message, line = protocol.error_result(answer)
+            return SandboxResult(False, error_type=etype, message=message, line=line)
+        if request["mode"] == "check":
+            verdicts = protocol.check_result(answer, len(request["samples"]))
+            return SandboxResult(True, samples=[{"follows_rule": v} for v in verdicts])
+        samples, described = protocol.preview_result(answer, request["n"])
+        return SandboxResult(True, samples=samples, templates=described)
+    except protocol.MalformedResult as exc:
+        return _malformed(str(exc))
+
+
+def _malformed(why: str) -> SandboxResult:
+    return SandboxResult(
+        False,
+        error_type="MalformedResult",
+        message=f"the sandboxed template returned a malformed result: {why}",
+    )
+
+
+def _ended_without_answer(raw: _Raw, limits: Limits) -> SandboxResult:
+    if raw.cpu_s >= limits.cpu_seconds - 0.1:
+        return SandboxResult(
+            False,
+            error_type="LimitExceeded",
+            message=f"CPU time limit of {limits.cpu_seconds} s exceeded (used {raw.cpu_s:.1f} s)",
+        )
+    return SandboxResult(False, error_type="Crashed", message=_describe_exit(raw.returncode))
+
+
+def _run_child(payload: bytes, limits: Limits) -> _Raw:
+    """Start the sandboxed child, feed it ``payload``, collect at most the output cap."""
+    launch = boundary.launch([], lambda: _set_limits(limits))
+    try:
+        proc = subprocess.Popen(
+            launch.argv,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            cwd="/",
+            env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"},
+            start_new_session=True,
+            pass_fds=launch.pass_fds,
+            # The launcher only sets limits, mounts and drops its uid (no locks taken).
+            preexec_fn=launch.before_exec,  # noqa: PLW1509
+        )
+    except subprocess.SubprocessError as exc:
+        raise boundary.BoundaryUnavailable(f"the launcher failed ({exc})") from None
+    finally:
+        for fd in launch.close_after_start:
+            os.close(fd)
+    assert proc.stdin is not None and proc.stdout is not None
     cap = limits.output_kb * 1024
     deadline = time.monotonic() + limits.wall_seconds
     chunks: list[bytes] = []
     size = 0
-    os.set_blocking(proc.stdout.fileno(), False)
-    verdict: str | None = None
-    status: int | None = None
-    usage: resource.struct_rusage | None = None
-    while True:
-        try:
-            chunk = proc.stdout.read(65536)
-        except BlockingIOError:
-            chunk = None
-        if chunk:
-            chunks.append(chunk)
-            size += len(chunk)
-            if size > cap:
-                verdict = f"output exceeded {limits.output_kb} KB"
-                break
-            continue
-        if status is None:
-            pid, st, ru = os.wait4(proc.pid, os.WNOHANG)
-            if pid:
-                status, usage = st, ru
-        if chunk == b"" and status is not None:
+    stopped: str | None = None
+    to_send = memoryview(payload)
+    sel = selectors.DefaultSelector()
+    os.set_blocking(proc.stdin.fileno(), False)
+    sel.register(proc.stdin, selectors.EVENT_WRITE)
+    sel.register(proc.stdout, selectors.EVENT_READ)
+    open_streams = 2
+    while open_streams:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            stopped = f"timed out after {limits.wall_seconds:g} s (wall clock)"
+            break
+        for key, _ in sel.select(timeout=min(left, 0.5)):
+            if key.fileobj is proc.stdin:
+                try:
+                    sent = os.write(proc.stdin.fileno(), to_send[:65536])
+                except BrokenPipeError:
+                    sent = len(to_send)
+                except BlockingIOError:
+                    continue
+                to_send = to_send[sent:]
+                if not to_send:
+                    sel.unregister(proc.stdin)
+                    proc.stdin.close()
+                    open_streams -= 1
+            else:
+                chunk = os.read(proc.stdout.fileno(), 65536)
+                if not chunk:
+                    sel.unregister(proc.stdout)
+                    open_streams -= 1
+                    continue
+                chunks.append(chunk)
+                size += len(chunk)
+                if size > cap:
+                    stopped = f"output exceeded {limits.output_kb} KB"
+                    open_streams = 0
+                    break
+    sel.close()
+    status = None
+    usage = None
+    while stopped is None:
+        pid, st, ru = os.wait4(proc.pid, os.WNOHANG)
+        if pid:
+            status, usage = st, ru
             break
         if time.monotonic() > deadline:
-            verdict = f"timed out after {limits.wall_seconds:g} s (wall clock)"
+            stopped = f"timed out after {limits.wall_seconds:g} s (wall clock)"
             break
-        time.sleep(0.005)
-    if verdict is not None:
+        time.sleep(0.002)
+    if stopped is not None:
         _kill_group(proc)
-        return SandboxResult(False, error_type="LimitExceeded", message=verdict)
-    if status is None:
-        _, status, usage = os.wait4(proc.pid, 0)
+        return _Raw(b"", stopped, -9, 0.0)
+    assert status is not None and usage is not None
     proc.returncode = os.waitstatus_to_exitcode(status)
-    assert usage is not None
-    raw = b"".join(chunks)
-    try:
-        payload = json.loads(raw.decode("utf-8"))
-        return SandboxResult(**payload)
-    except (ValueError, TypeError):
-        pass
+    if not proc.stdin.closed:
+        proc.stdin.close()
+    proc.stdout.close()
+    # bwrap's own usage is tiny; the child's CPU time is counted in its children
     cpu = usage.ru_utime + usage.ru_stime
-    if cpu >= limits.cpu_seconds - 0.1:
-        return SandboxResult(
-            False,
-            error_type="LimitExceeded",
-            message=f"CPU time limit of {limits.cpu_seconds} s exceeded (used {cpu:.1f} s)",
-        )
-    return SandboxResult(False, error_type="Crashed", message=_describe_exit(proc.returncode))
+    return _Raw(b"".join(chunks), None, proc.returncode, cpu)
 
 
 def _describe_exit(rc: int) -> str:
@@ -468,18 +526,30 @@ def _describe_exit(rc: int) -> str:
         except ValueError:
             name = f"signal {sig}"
         return f"the template process was killed by {name}"
+    if rc == 3:
+        return (
+            "the template process exited with code 3 without a result "
+            "(the sandbox boundary could not be completed, or the template exited with 3)"
+        )
     return f"the template process exited with code {rc} without a result"
 
 
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:
     try:
         os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
+    except (ProcessLookupError, PermissionError):
+        pass
+    try:
+        proc.kill()
+    except (ProcessLookupError, PermissionError):
         pass
     try:
         proc.wait()
     except ChildProcessError:  # already reaped by wait4
         pass
+    for stream in (proc.stdin, proc.stdout):
+        if stream is not None and not stream.closed:
+            stream.close()
 
 
 # ----------------------------------------------------------------------------------
@@ -492,9 +562,13 @@ _NAME = re.compile(r"[a-z][a-z0-9_]{0,63}")
 def save_template(name: str, source: str, folder: Path | None = None) -> Path:
     """Write ``source`` as ``<folder>/<name>.py`` atomically, keeping the old version.
 
-    ``folder`` defaults to the shipped templates folder.  ``name`` must be a
-    lower-case identifier (no path parts).  The source must pass static validation.
-    The previous file, if any, is copied to ``<folder>/.history/<name>-<time>.py``.
+    ``folder`` defaults to the user's template folder
+    (:func:`~cookbook_core.paths.user_templates_dir`), whose templates are untrusted
+    and run only in the sandbox; a trusted folder (the shipped one, or one listed in
+    ``COOKBOOK_TRUSTED_TEMPLATES``) is refused, so edited code never becomes trusted
+    by being saved.  ``name`` must be a lower-case identifier (no path parts).  The
+    source must pass static validation.  The previous file, if any, is copied to
+    ``<folder>/.history/<name>-<time>.py``.
     """
     if not _NAME.fullmatch(name):
         raise BadInput(
@@ -504,10 +578,15 @@ def save_template(name: str, source: str, folder: Path | None = None) -> Path:
     problems = validate_source(source)
     if problems:
         raise SandboxRejected(problems)
-    folder = (folder or paths.SHIPPED_TEMPLATES).resolve()
+    folder = (folder or paths.user_templates_dir()).resolve()
     target = (folder / f"{name}.py").resolve()
     if target.parent != folder:
         raise BadInput(f"refusing to write outside {folder}")
+    if any(folder == d.resolve() for d in paths.trusted_template_dirs()):
+        raise BadInput(
+            f"refusing to save into the trusted folder {folder}: templates edited here are "
+            "saved to an untrusted folder (duplicate it under a new name instead)"
+        )
     folder.mkdir(parents=True, exist_ok=True)
     if target.exists():
         history = folder / ".history"
@@ -522,7 +601,7 @@ def save_template(name: str, source: str, folder: Path | None = None) -> Path:
 
 def history(name: str, folder: Path | None = None) -> list[Path]:
     """Earlier versions of a saved template, newest first."""
-    folder = (folder or paths.SHIPPED_TEMPLATES).resolve()
+    folder = (folder or paths.user_templates_dir()).resolve()
     return sorted((folder / ".history").glob(f"{name}-*.py"), reverse=True)
 
 
@@ -530,14 +609,34 @@ def result_dict(result: SandboxResult) -> dict[str, Any]:
     return asdict(result)
 
 
+def params_of(result: SandboxResult, name: str | None = None) -> list[Param]:
+    """The parameters of template ``name`` (default: the first) as a sandboxed run
+    described them, rebuilt as :class:`~cookbook_core.templates.Param` (for widgets)."""
+    described = [t for t in result.templates if name is None or t["name"] == name]
+    if not described:
+        raise BadInput(f"the sandboxed file declares no template named {name!r}")
+    kinds = {"int": int, "float": float, "str": str, "bool": bool}
+    out = []
+    for p in described[0]["params"]:
+        choices = tuple(p["choices"]) if p["choices"] is not None else None
+        param = Param(
+            p["name"], kinds[p["type"]], p["default"], p["help"], p["low"], p["high"], choices
+        )
+        param.coerce(p["default"])  # a described default must itself be allowed
+        out.append(param)
+    return out
+
+
 __all__ = [
     "ALLOWED_IMPORTS",
+    "BoundaryUnavailable",
     "Limits",
     "Problem",
     "SandboxRejected",
     "SandboxResult",
     "CookbookError",
     "history",
+    "params_of",
     "preview_file",
     "run_source",
     "save_template",
