@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from cookbook_core import paths
+from cookbook_core import paths, storage
 from cookbook_core.errors import BadInput
 
 
@@ -70,15 +70,8 @@ def iter_rows(folder: Path | str, limit: int | None = None) -> Iterator[dict[str
 
 
 def _jsonl_rows(path: Path) -> Iterator[dict[str, Any]]:
-    with open(path, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DatasetError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from None
-            yield _checked(row, f"{path}:{lineno}")
+    for lineno, row in storage.iter_jsonl(path, error=DatasetError):
+        yield _checked(row, f"{path}:{lineno}")
 
 
 def _parquet_rows(path: Path) -> Iterator[dict[str, Any]]:

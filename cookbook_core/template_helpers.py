@@ -67,11 +67,6 @@ def _as_array(vocab: Sequence[str]) -> Any:
     return arr
 
 
-def draw_distinct(rng: random.Random, vocab: Sequence[str], n: int) -> list[str]:
-    """``n`` distinct tokens (without replacement)."""
-    return rng.sample(vocab, n)
-
-
 def draw_excluding(
     rng: random.Random, vocab: Sequence[str], n: int, exclude: Iterable[str]
 ) -> list[str]:
@@ -232,11 +227,6 @@ def answer_tokens(text: str) -> list[str]:
         if tok:
             out.append(tok)
     return out
-
-
-def same_answer(candidate: str, expected: str) -> bool:
-    """Equal after :func:`answer_tokens` normalization."""
-    return answer_tokens(candidate) == answer_tokens(expected)
 
 
 def overlap(a: Iterable[str], b: Iterable[str]) -> int:

@@ -22,13 +22,12 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-import os
 import random
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from cookbook_core import paths
+from cookbook_core import paths, storage
 from cookbook_core.errors import BadInput
 
 DEFAULT_SPEC = "tokenizer"
@@ -127,9 +126,7 @@ def _tokenizer_words(source: Path) -> list[str]:
     if cached.is_file():
         return json.loads(cached.read_text())
     words = word_like(_raw_vocab(source))
-    tmp = cached.with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(words))
-    os.replace(tmp, cached)
+    storage.write_json(cached, words, indent=None)
     return words
 
 

@@ -10,6 +10,7 @@ from cookbook_core.eval import tasks
 from cookbook_core.experiments import core as experiments
 from cookbook_core.experiments import report as results
 from cookbook_core.mix import sources as mix_sources
+from cookbook_core.studio import figures_experiments
 
 st.title("Experiments")
 st.caption(
@@ -20,6 +21,7 @@ st.caption(
 
 try:
     c = results.collect()
+    figures = figures_experiments.report_figures(c)
 except (BadInput, CookbookError) as exc:
     st.error(f"Could not read the stored experiments: {exc}")
     st.stop()
@@ -34,7 +36,7 @@ if not c["single"] and not c["mixes"]:
 st.subheader("Single-task: base vs fine-tuned")
 st_table = c["single_table"]
 if len(st_table):
-    st.plotly_chart(c["figures"]["single_task"], width="stretch")
+    st.plotly_chart(figures["single_task"], width="stretch")
     shown = st_table[
         ["template", "task", "metric", "rows", "base", "tuned", "gain", "steps", "lr", "source"]
     ]
@@ -51,15 +53,15 @@ else:
 for res in c["mixes"]:
     st.subheader(f"Cookbook-Mix: {res['name']}")
     left, right = st.columns(2)
-    left.plotly_chart(c["figures"][f"{res['name']}_matrix"], width="stretch")
-    if f"{res['name']}_fit" in c["figures"]:
-        right.plotly_chart(c["figures"][f"{res['name']}_fit"], width="stretch")
+    left.plotly_chart(figures[f"{res['name']}_matrix"], width="stretch")
+    if f"{res['name']}_fit" in figures:
+        right.plotly_chart(figures[f"{res['name']}_fit"], width="stretch")
         s = res["validation"]["stats"]
         right.caption(
             f"mean |error| {s['mean_abs_error']:.2f} pts · median {s['median_abs_error']:.2f} "
             "pts (paper: 1.4 / 0.4)"
         )
-    st.plotly_chart(c["figures"][f"{res['name']}_comparison"], width="stretch")
+    st.plotly_chart(figures[f"{res['name']}_comparison"], width="stretch")
     st.dataframe(pd.DataFrame(res["comparison"]).T.round(1), width="stretch")
 
 al = c["alignment_table"]
@@ -69,8 +71,8 @@ if len(al):
     if c.get("correlation"):
         r, lo, hi = c["correlation"]
         st.caption(f"Pearson r (Δ alignment vs Δ accuracy) = {r:.2f}, 95% CI [{lo:.2f}, {hi:.2f}]")
-    if "alignment" in c["figures"]:
-        st.plotly_chart(c["figures"]["alignment"], width="stretch")
+    if "alignment" in figures:
+        st.plotly_chart(figures["alignment"], width="stretch")
 
 st.divider()
 st.subheader("Run an experiment")

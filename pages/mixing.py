@@ -12,6 +12,7 @@ import streamlit as st
 from cookbook_core.errors import BadInput, CookbookError
 from cookbook_core.mix import build as mix_build
 from cookbook_core.mix import mixing, sweep
+from cookbook_core.studio import figures_mix
 
 st.title("Mixing")
 st.caption(
@@ -45,7 +46,7 @@ try:
 except ValueError as exc:
     st.error(f"The matrix must hold numbers: {exc}")
     st.stop()
-st.plotly_chart(mixing.heatmap_figure(raw), width="stretch")
+st.plotly_chart(figures_mix.heatmap_figure(raw), width="stretch")
 gaps = [(t, k) for t in raw.index for k in raw.columns if not np.isfinite(raw.at[t, k])]
 if gaps:
     st.warning(
@@ -81,7 +82,7 @@ if sweep_name in sweep.list_sweeps():
             m2.metric("median |error|", f"{s['median_abs_error']:.2f} pts", help="paper: 0.4")
             m3.metric("leave-one-out mean |error|", f"{v['loo_mean_abs_error']:.2f} pts")
             m4.metric("cells", s["cells"])
-            st.plotly_chart(mixing.scatter_figure(v["table"]), width="stretch")
+            st.plotly_chart(figures_mix.scatter_figure(v["table"]), width="stretch")
             shown = v["table"].copy()
             shown[["predicted", "observed"]] *= 100
             st.dataframe(shown.round(2), hide_index=True, width="stretch")
@@ -109,7 +110,7 @@ with left:
         st.error(str(exc))
         result = None
     if result is not None:
-        st.plotly_chart(mixing.weights_figure(result), width="stretch")
+        st.plotly_chart(figures_mix.weights_figure(result), width="stretch")
         st.caption(
             f"Objective value {100 * result.value:.1f} pts · worst task "
             f"{100 * min(result.predicted.values()):.1f} pts · mean "
@@ -134,7 +135,7 @@ with right:
         st.caption("normalized: " + ", ".join(f"{t} {w:.2f}" for t, w in norm.items()))
         reference = A_all.loc["base"] if "base" in A_all.index else None
         table = mixing.what_if(A, norm, reference)
-        st.plotly_chart(mixing.what_if_figure(table), width="stretch")
+        st.plotly_chart(figures_mix.what_if_figure(table), width="stretch")
         st.dataframe((100 * table).round(1), width="stretch")
 
 st.subheader("Build the mixed dataset")

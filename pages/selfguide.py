@@ -10,6 +10,7 @@ from cookbook_core.errors import CookbookError
 from cookbook_core.jobs import store as jobs
 from cookbook_core.selfguide import pipeline as selfguide
 from cookbook_core.selfguide import tasks as selfguide_tasks
+from cookbook_core.studio import figures_selfguide
 from cookbook_core.studio import jobs as studio_jobs
 
 ss = st.session_state
@@ -126,7 +127,7 @@ if ev.get("baseline") or ev.get("finetuned"):
 
 funnel = summary["funnel"]
 if funnel.get("stages"):
-    st.plotly_chart(selfguide.funnel_figure(funnel), width="stretch")
+    st.plotly_chart(figures_selfguide.funnel_figure(funnel), width="stretch")
     st.dataframe(pd.DataFrame(funnel["stages"]), hide_index=True)
 else:
     st.info("The run has not finished its first stage yet.")

@@ -4,7 +4,9 @@ and the path of the real evaluation data beside the project."""
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -32,8 +34,10 @@ def vocab() -> tuple[str, ...]:
 
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
+    """The real evaluation data beside the project; tests that need it are skipped, saying
+    so, when it is absent."""
     if not SHARED_DATA.is_dir():
-        pytest.skip(f"real evaluation data not found at {SHARED_DATA}")
+        pytest.skip(f"needs the real evaluation data at {SHARED_DATA} (not found)")
     return SHARED_DATA
 
 
@@ -63,10 +67,23 @@ def tiny_dataset(_workspace: Path) -> Path:
 
 @pytest.fixture
 def extra_templates(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """An extra, empty template folder on the search path (``COOKBOOK_TEMPLATES``)."""
+    """An extra, empty template folder on the search path, marked trusted
+    (``COOKBOOK_TRUSTED_TEMPLATES``): its templates are imported in-process."""
     d = tmp_path / "extra_templates"
     d.mkdir()
     monkeypatch.setenv("COOKBOOK_TEMPLATES", str(d))
+    monkeypatch.setenv("COOKBOOK_TRUSTED_TEMPLATES", str(d))
+    return d
+
+
+@pytest.fixture
+def user_templates(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An extra, empty, untrusted template folder (``COOKBOOK_TEMPLATES`` only): its
+    templates are listed by parsing and run only in the sandbox."""
+    d = tmp_path / "user_templates"
+    d.mkdir()
+    monkeypatch.setenv("COOKBOOK_TEMPLATES", str(d))
+    monkeypatch.delenv("COOKBOOK_TRUSTED_TEMPLATES", raising=False)
     return d
 
 
@@ -82,3 +99,53 @@ def eval_backend(embedded_model: Path):
 
     model, tok = models.load("default")
     return inference.TransformersBackend(model, tok)
+
+
+# ----------------------------------------------------------------------------------
+# SELF-GUIDE (issue 6)
+
+SELFGUIDE_TINY: dict[str, Any] = {
+    "n_inputs": 4,
+    "round_size": 4,
+    "n_outputs": 2,
+    "input_max_new_tokens": 40,
+    "output_max_new_tokens": 12,
+    "eval_max_new_tokens": 12,
+    "input_length_filter": False,
+    "output_length_filter": False,
+    "steps": 2,
+    "batch_size": 2,
+    "max_length": 768,
+    "eval_limit": 3,
+}
+
+
+@pytest.fixture(scope="session")
+def selfguide_tiny_config(shared_data: Path) -> Callable[..., Any]:
+    """``make(task, **overrides)``: a SELF-GUIDE config with tiny budgets on the shared pack."""
+    from cookbook_core.selfguide import pipeline
+
+    def make(task: str, **over: Any) -> Any:
+        return pipeline.SelfGuideConfig(
+            task=task, data_dir=str(shared_data), **{**SELFGUIDE_TINY, **over}
+        )
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def selfguide_tiny_run(
+    selfguide_tiny_config: Callable[..., Any], eval_backend: Any
+) -> Callable[[str], Path]:
+    """``run(task)``: a completed tiny run under ``<home>/selfguide/tiny-<task>``, made by the
+    first test that asks for it and reused by the others (any of them may run alone)."""
+    from cookbook_core import paths
+    from cookbook_core.selfguide import pipeline
+
+    def run(task: str) -> Path:
+        run_dir = paths.home() / "selfguide" / f"tiny-{task}"
+        if "finetuned" not in pipeline.read_state(run_dir)["completed"]:
+            pipeline.run(selfguide_tiny_config(task), run_dir, backend=eval_backend)
+        return run_dir
+
+    return run

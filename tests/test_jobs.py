@@ -165,3 +165,62 @@ def test_train_job_kill9_lost_resume_cancel_resume(
     assert [m["step"] for m in training.read_metrics(job.run_dir)] == list(range(1, 9))
     assert (job.run_dir / "adapter" / "adapter_model.safetensors").is_file()
     assert jobs.read_result(job)["resumed_from"]
+
+
+# ----------------------------------------------------------------------------------
+# The kind registry
+
+
+def test_every_builtin_kind_is_declared_the_same_way() -> None:
+    import importlib
+
+    assert [k[0] for k in jobs.BUILTIN_KINDS] == [
+        "generate",
+        "train",
+        "eval",
+        "cell",
+        "experiment",
+        "selfguide",
+    ]
+    for name, module, queue, resumable in jobs.BUILTIN_KINDS:
+        kind = jobs.get_kind(name)
+        assert kind == jobs.JobKind(
+            name, f"{module}:run_job", f"{module}:validate_job", queue, resumable
+        )
+        mod = importlib.import_module(module)
+        assert callable(mod.run_job) and callable(mod.validate_job), name
+    assert jobs.get_kind("train").resumable and not jobs.get_kind("generate").resumable
+    assert jobs.get_kind("generate").queue == "cpu"
+
+
+def test_unknown_kind_suggests_the_closest_name() -> None:
+    with pytest.raises(BadInput, match=r"unknown job kind 'trian'; did you mean 'train'\?"):
+        jobs.get_kind("trian")
+
+
+def test_a_kind_whose_module_fails_to_import_reports_the_import_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "kind_with_missing_dep.py").write_text(
+        "import not_installed_dependency_xyz\n\ndef validate_job(c):\n    return c\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setitem(jobs.KINDS, "broken", jobs.KINDS["generate"])  # restored after
+    jobs.register_kind(
+        "broken",
+        "kind_with_missing_dep:run_job",
+        validate="kind_with_missing_dep:validate_job",
+        queue="cpu",
+    )
+    before = len(jobs.list_jobs(refresh=False))
+    with pytest.raises(jobs.KindImportError) as exc:
+        jobs.submit("broken", {})
+    message = str(exc.value)
+    assert "cannot import kind_with_missing_dep" in message
+    assert "ModuleNotFoundError" in message and "not_installed_dependency_xyz" in message
+    assert isinstance(exc.value.__cause__, ModuleNotFoundError)
+    assert len(jobs.list_jobs(refresh=False)) == before
+
+    jobs.register_kind("broken", "kind_with_missing_dep:run_job", validate="os.path:no_such_fn")
+    with pytest.raises(jobs.KindImportError, match="os.path has no function 'no_such_fn'"):
+        jobs.submit("broken", {})

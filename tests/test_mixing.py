@@ -186,13 +186,3 @@ def test_paired_bootstrap_interval_contains_the_point_and_shrinks_with_data() ->
         assert lo <= point <= hi
     assert (large[2] - large[1]) < (small[2] - small[1])
     assert large[1] < 0 < large[2]
-
-
-def test_figures_build() -> None:
-    res = mixing.optimize(A, "maxmin")
-    assert mixing.weights_figure(res).data[0].y is not None
-    heat = mixing.heatmap_figure(A)
-    assert heat.data[0].z.shape == (4, 3)
-    table = mixing.validation_table(A, [Run("m", {"document_qa": 1.0}, {"squad": 0.52})])
-    fig = mixing.scatter_figure(table)
-    assert any(t.name == "y = x" for t in fig.data)

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from streamlit.testing.v1 import AppTest
-from test_selfguide_e2e import tiny_run
 
 PAGE = str(Path(__file__).resolve().parent.parent / "pages" / "selfguide.py")
 
@@ -29,8 +29,10 @@ def test_empty_workspace_shows_tasks_and_says_how_to_start(
 
 
 @pytest.mark.slow  # runs the tiny pipeline when the end-to-end tests have not
-def test_populated_run_shows_funnel_pairs_and_metrics(shared_data: Path, eval_backend: Any) -> None:
-    run_dir = tiny_run("task1345", shared_data, backend=eval_backend)
+def test_populated_run_shows_funnel_pairs_and_metrics(
+    selfguide_tiny_run: Callable[[str], Path],
+) -> None:
+    run_dir = selfguide_tiny_run("task1345")
     assert os.environ["COOKBOOK_HOME"] in str(run_dir)
     at = AppTest.from_file(PAGE, default_timeout=60).run()
     assert not at.exception, at.exception

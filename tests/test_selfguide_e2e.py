@@ -1,62 +1,37 @@
 """SELF-GUIDE end to end with the embedded model on real tasks from the shared pack:
 one classification task (task738) and one generation task (task1345), tiny budgets.
 
-:func:`tiny_run` is also used by the page test: the run folder it makes under the
-session's ``COOKBOOK_HOME`` is reused, so the pipeline runs once per task per session.
+The tiny runs come from the ``selfguide_tiny_run`` fixture (tests/conftest.py), shared with
+the page test: the pipeline runs once per task per session, in whichever test comes first.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from cookbook_core import dataset_io, paths
+from cookbook_core import dataset_io
 from cookbook_core.errors import BadInput
 from cookbook_core.jobs import store as jobs
 from cookbook_core.selfguide import pipeline as selfguide
 from cookbook_core.train import training
 
-TINY: dict[str, Any] = {
-    "n_inputs": 4,
-    "round_size": 4,
-    "n_outputs": 2,
-    "input_max_new_tokens": 40,
-    "output_max_new_tokens": 12,
-    "eval_max_new_tokens": 12,
-    "input_length_filter": False,
-    "output_length_filter": False,
-    "steps": 2,
-    "batch_size": 2,
-    "max_length": 768,
-    "eval_limit": 3,
-}
-
-
-def tiny_config(task: str, data: Path, **over: Any) -> selfguide.SelfGuideConfig:
-    return selfguide.SelfGuideConfig(task=task, data_dir=str(data), **{**TINY, **over})
-
-
-def tiny_run(task: str, data: Path, backend: Any = None) -> Path:
-    """A completed tiny run of ``task`` under ``<home>/selfguide/tiny-<task>`` (made once)."""
-    run_dir = paths.home() / "selfguide" / f"tiny-{task}"
-    if "finetuned" not in selfguide.read_state(run_dir)["completed"]:
-        selfguide.run(tiny_config(task, data), run_dir, backend=backend)
-    return run_dir
-
 
 def _check_run(run_dir: Path, family: str) -> dict[str, Any]:
+    tiny = json.loads((run_dir / "config.json").read_text())  # the budgets it ran with
     state = selfguide.read_state(run_dir)
     assert state["completed"] == list(selfguide.STAGES)
     raw = selfguide.read_jsonl(run_dir / "inputs_raw.jsonl")
     kept = selfguide.read_jsonl(run_dir / "inputs_kept.jsonl")
     outs = selfguide.read_jsonl(run_dir / "outputs_raw.jsonl")
     pairs = selfguide.read_jsonl(run_dir / "pairs.jsonl")
-    assert len(raw) == TINY["n_inputs"]
+    assert len(raw) == tiny["n_inputs"]
     assert len(kept) == sum(r["kept"] for r in raw) == len(outs)
-    assert all(len(o["samples"]) == TINY["n_outputs"] for o in outs)
+    assert all(len(o["samples"]) == tiny["n_outputs"] for o in outs)
     assert 1 <= len(pairs) <= len(outs)
     # the funnel adds up stage by stage, from generated to trained
     funnel = selfguide.read_funnel(run_dir)["stages"]
@@ -74,12 +49,12 @@ def _check_run(run_dir: Path, family: str) -> dict[str, Any]:
     assert manifest["n"] == len(pairs) and manifest["templates"][0]["name"].startswith("selfguide:")
     task = selfguide.load_task(json.loads((run_dir / "config.json").read_text())["task"])
     assert rows[0]["prompt"] == selfguide.task_prompt(task, pairs[0]["meta"]["input"])
-    assert training.read_metrics(run_dir / "train")[-1]["step"] == TINY["steps"]
+    assert training.read_metrics(run_dir / "train")[-1]["step"] == tiny["steps"]
     assert (run_dir / "train" / "adapter").is_dir()
     # per-example evaluation of both models on the same rows
     base = selfguide.read_jsonl(run_dir / "eval_baseline.jsonl")
     tuned = selfguide.read_jsonl(run_dir / "eval_finetuned.jsonl")
-    assert [r["id"] for r in base] == [r["id"] for r in tuned] and len(base) == TINY["eval_limit"]
+    assert [r["id"] for r in base] == [r["id"] for r in tuned] and len(base) == tiny["eval_limit"]
     ev = selfguide.read_eval(run_dir)
     metrics = ["exact_match"] if family == "classification" else ["rouge_l", "rouge_l_chars"]
     for which, recs in (("baseline", base), ("finetuned", tuned)):
@@ -91,8 +66,10 @@ def _check_run(run_dir: Path, family: str) -> dict[str, Any]:
 
 
 @pytest.mark.slow
-def test_classification_task_end_to_end(shared_data: Path, eval_backend: Any) -> None:
-    run_dir = tiny_run("task738", shared_data, backend=eval_backend)
+def test_classification_task_end_to_end(
+    selfguide_tiny_run: Callable[[str], Path], eval_backend: Any
+) -> None:
+    run_dir = selfguide_tiny_run("task738")
     got = _check_run(run_dir, "classification")
     labels = {"support", "undermine"}
     assert {p["completion"] for p in got["pairs"]} <= labels  # exact labels only
@@ -104,14 +81,15 @@ def test_classification_task_end_to_end(shared_data: Path, eval_backend: Any) ->
         assert o["answer"] is None or o["answer"] in labels
     # resuming a completed run does nothing and changes nothing
     before = (run_dir / "pairs.jsonl").read_text()
-    result = selfguide.run(tiny_config("task738", shared_data), run_dir, backend=eval_backend)
+    cfg = selfguide.config_from_dict(json.loads((run_dir / "config.json").read_text()))
+    result = selfguide.run(cfg, run_dir, backend=eval_backend)
     assert result["status"] == "completed" and result["seconds"] < 5
     assert (run_dir / "pairs.jsonl").read_text() == before
 
 
 @pytest.mark.slow
-def test_generation_task_end_to_end(shared_data: Path, eval_backend: Any) -> None:
-    run_dir = tiny_run("task1345", shared_data, backend=eval_backend)
+def test_generation_task_end_to_end(selfguide_tiny_run: Callable[[str], Path]) -> None:
+    run_dir = selfguide_tiny_run("task1345")
     got = _check_run(run_dir, "generation")
     assert all(p["completion"].strip() for p in got["pairs"])
     assert "rouge_l_chars" in got["ev"]["finetuned"]
@@ -119,13 +97,12 @@ def test_generation_task_end_to_end(shared_data: Path, eval_backend: Any) -> Non
 
 @pytest.mark.slow
 def test_stop_then_continue_and_empty_vote(
-    shared_data: Path, eval_backend: Any, tmp_path: Path
+    selfguide_tiny_config: Callable[..., Any], eval_backend: Any, tmp_path: Path
 ) -> None:
     """A run stopped after its first stage continues from there; a vote that keeps
     nothing (min share 100% of 3 samples at temperature 5) fails with the funnel."""
-    cfg = tiny_config(
+    cfg = selfguide_tiny_config(
         "task1345",
-        shared_data,
         n_inputs=3,
         round_size=3,
         n_outputs=3,
@@ -157,18 +134,21 @@ def test_stop_then_continue_and_empty_vote(
     assert not (tmp_path / "pairs.jsonl").exists()
     # a different config on the same folder is refused
     with pytest.raises(BadInput, match="other settings"):
-        selfguide.run(tiny_config("task1345", shared_data, seed=1), tmp_path)
+        selfguide.run(selfguide_tiny_config("task1345", seed=1), tmp_path)
 
 
-def test_bad_requests_fail_before_any_model_loads(shared_data: Path) -> None:
+def test_bad_requests_fail_before_any_model_loads(
+    shared_data: Path, selfguide_tiny_config: Callable[..., Any]
+) -> None:
+    tiny_config = selfguide_tiny_config
     with pytest.raises(BadInput, match="n_inputs must be a positive integer"):
-        selfguide.validate(tiny_config("task738", shared_data, n_inputs=0))
+        selfguide.validate(tiny_config("task738", n_inputs=0))
     with pytest.raises(BadInput, match="min_share"):
-        selfguide.validate(tiny_config("task738", shared_data, min_share=1.5))
+        selfguide.validate(tiny_config("task738", min_share=1.5))
     with pytest.raises(BadInput, match="no validation rows"):
-        selfguide.validate(tiny_config("task1345", shared_data, eval_split="validation"))
+        selfguide.validate(tiny_config("task1345", eval_split="validation"))
     with pytest.raises(BadInput, match="did you mean 'task1345'"):
-        selfguide.validate(tiny_config("task1345x", shared_data))
+        selfguide.validate(tiny_config("task1345x"))
     cfg = selfguide.validate(selfguide.SelfGuideConfig(task="task738", data_dir=str(shared_data)))
     assert cfg.input_temperature == 0.7 and cfg.input_length_filter is True
     assert cfg.output_length_filter is False
@@ -181,10 +161,12 @@ def test_bad_requests_fail_before_any_model_loads(shared_data: Path) -> None:
 
 
 @pytest.mark.slow  # runs the tiny pipeline when no earlier test did
-def test_cli_run_show_and_list(shared_data: Path, eval_backend: Any, capsys: Any) -> None:
+def test_cli_run_show_and_list(
+    shared_data: Path, selfguide_tiny_run: Callable[[str], Path], capsys: Any
+) -> None:
     from cookbook_core.cli import main as cli
 
-    run_dir = tiny_run("task1345", shared_data, backend=eval_backend)
+    run_dir = selfguide_tiny_run("task1345")
     assert cli.main(["selfguide", "show", str(run_dir), "--examples", "1"]) == 0
     out = capsys.readouterr().out
     assert "generated" in out and "trained" in out and "rouge_l" in out and "output:" in out

@@ -1,10 +1,11 @@
 """Cells, sweeps and experiments end to end on tiny budgets with the embedded model.
 
 One small sweep (base + two templates + one Dirichlet mixture, one LoRA step each,
-three rows of two real tasks) is run once for the module; the tests then check the
-matrix, reuse of finished cells, the missing-cell listing, the linear-fit
-validation, the experiment commands (which must reuse the same cells) and the
-results page built from them.
+three rows of two real tasks) is run once for the module, and the ``mix-mini``
+experiment over it once (both module fixtures, so any test runs alone); the tests then
+check the matrix, reuse of finished cells, the missing-cell listing, the linear-fit
+validation, the experiment commands (which must reuse the same cells) and the results
+page built from them.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -150,8 +152,9 @@ def test_paired_gain_interval() -> None:
         experiments.paired_gain({"a": 1.0}, {"b": 1.0})
 
 
-def test_mix_experiment_job_and_report(mini: sweep.SweepConfig, tmp_path: Path) -> None:
-    from cookbook_core.experiments import report as results
+@pytest.fixture(scope="module")
+def mix_mini(mini: sweep.SweepConfig) -> dict[str, Any]:
+    """The ``mix-mini`` experiment, run once as a job over the module's sweep cells."""
     from cookbook_core.jobs import store as jobs
 
     cfg = experiments.MixConfig(
@@ -168,7 +171,14 @@ def test_mix_experiment_job_and_report(mini: sweep.SweepConfig, tmp_path: Path) 
     job_id = experiments.submit("mix", cfg)
     job = jobs.wait(job_id, timeout=900)
     assert job.state == "succeeded", jobs.read_log(job_id, tail=40)
-    res = experiments.read("mix-mini")
+    return experiments.read("mix-mini")
+
+
+def test_mix_experiment_job_and_report(mix_mini: dict[str, Any], tmp_path: Path) -> None:
+    from cookbook_core.experiments import report as results
+    from cookbook_core.studio.figures_experiments import write_pngs
+
+    res = mix_mini
     assert set(res["comparison"]) == {
         "base model",
         "best single template",
@@ -182,23 +192,22 @@ def test_mix_experiment_job_and_report(mini: sweep.SweepConfig, tmp_path: Path) 
     assert res["comparison"]["uniform mixture"]["boolq"] == pytest.approx(
         100 * obs["boolq"]["value"]
     )
-    path = results.write_report(tmp_path / "docs", figures=shutil.which("chromium") is not None)
+    draw = write_pngs if shutil.which("chromium") else None
+    path = results.write_report(tmp_path / "docs", draw=draw)
     text = path.read_text()
     assert "## Single-task" in text and "## Cookbook-Mix: `mix-mini`" in text
     assert f"{res['comparison']['uniform mixture']['average']:.1f}" in text
     assert "| 1 x 2, 0.0003 |" in text  # every single-task number states its budget
-    if shutil.which("chromium"):
+    if draw is not None:
         png = tmp_path / "docs" / "results" / "mix-mini_matrix.png"
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     json.dumps(res)  # the stored result is plain JSON
 
 
-def test_experiments_and_mixing_pages_show_the_results(mini: sweep.SweepConfig) -> None:
+def test_experiments_and_mixing_pages_show_the_results(mix_mini: dict[str, Any]) -> None:
     from streamlit.testing.v1 import AppTest
 
     pages = Path(__file__).resolve().parent.parent / "pages"
-    if "mix-mini" not in experiments.list_experiments():
-        pytest.skip("the mix experiment test did not run")
     at = AppTest.from_file(str(pages / "experiments.py"), default_timeout=120).run()
     assert not at.exception, at.exception
     assert any("mix-mini" in s.value for s in at.subheader)

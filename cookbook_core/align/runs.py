@@ -244,21 +244,6 @@ def correlation(
     return point, float(np.quantile(reps, 0.025)), float(np.quantile(reps, 0.975))
 
 
-def delta_figure(
-    deltas: pd.DataFrame, title: str = "Change in alignment vs change in accuracy"
-) -> Any:
-    """Scatter of Δ generation alignment vs Δ accuracy (points), one point per run/task."""
-    import plotly.express as px
-
-    df = deltas.assign(
-        d_align=100 * deltas["delta_alignment"], d_acc=100 * deltas["delta_accuracy"]
-    )
-    color = "task" if "task" in df.columns else None
-    fig = px.scatter(df, x="d_align", y="d_acc", color=color, hover_data=["run"], title=title)
-    fig.update_layout(xaxis_title="Δ generation alignment (pts)", yaxis_title="Δ accuracy (pts)")
-    return fig
-
-
 _KIND_TO_FAMILY = {"cloze": "cloze_last_word"}
 
 

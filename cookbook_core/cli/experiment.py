@@ -118,7 +118,10 @@ def cmd_show(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from cookbook_core.experiments import report as results
 
-    path = results.write_report(args.out, figures=not args.no_figures)
+    draw = None
+    if not args.no_figures:
+        from cookbook_core.studio.figures_experiments import write_pngs as draw
+    path = results.write_report(args.out, draw=draw)
     print(f"wrote {path}")
     return 0
 

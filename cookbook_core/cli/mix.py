@@ -13,15 +13,19 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
-
+from cookbook_core import storage
 from cookbook_core.errors import BadInput
+
+if TYPE_CHECKING:  # pandas is imported only when a mix command runs (fast `cookbook --help`)
+    import pandas as pd
 
 
 def read_matrix(path: str | Path) -> pd.DataFrame:
     """An accuracy matrix from CSV (index: templates, columns: tasks)."""
+    import pandas as pd
+
     path = Path(path)
     if not path.is_file():
         raise BadInput(f"accuracy matrix {path} does not exist")
@@ -80,7 +84,7 @@ def cmd_optimize(args: argparse.Namespace) -> int:
         temperature=args.temperature,
     )
     if args.out:
-        Path(args.out).write_text(json.dumps(res.manifest(), indent=2) + "\n")
+        storage.write_json(args.out, res.manifest())
     print(f"objective: {res.objective} (value {100 * res.value:.2f} pts)")
     for t, w in sorted(res.weights.items(), key=lambda kv: -kv[1]):
         print(f"  {t:<24} {w:.3f}")

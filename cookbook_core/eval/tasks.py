@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cookbook_core import storage
 from cookbook_core.errors import BadInput
 from cookbook_core.eval import scoring
 
@@ -608,19 +609,10 @@ def _csv_value(v: str | None) -> Any:
 
 def _jsonl(path: Path, limit: int | None) -> list[tuple[int, dict[str, Any]]]:
     out = []
-    with path.open(encoding="utf-8") as fh:
-        for n, line in enumerate(fh, 1):
-            if limit is not None and len(out) >= limit:
-                break
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise TaskDataError(f"{path}:{n}: not valid JSON ({exc.msg})") from None
-            if not isinstance(row, dict):
-                raise TaskDataError(f"{path}:{n}: expected a JSON object per line")
-            out.append((n, row))
+    for n, row in storage.iter_jsonl(path, error=TaskDataError):
+        if limit is not None and len(out) >= limit:
+            break
+        out.append((n, row))
     return out
 
 

@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from cookbook_core import paths
+from cookbook_core import paths, storage
 from cookbook_core.errors import BadInput
 from cookbook_core.jobs import store as jobs
 from cookbook_core.mix import cells
@@ -89,11 +89,7 @@ def _cell_seconds(spec: cells.CellSpec, res: Mapping[str, Any]) -> dict[str, flo
 
 def _write(name: str, result: dict[str, Any]) -> Path:
     out = experiments_root() / name
-    out.mkdir(parents=True, exist_ok=True)
-    tmp = out / "result.json.tmp"
-    tmp.write_text(json.dumps(result, indent=2, default=str) + "\n")
-    tmp.replace(out / "result.json")
-    return out / "result.json"
+    return storage.write_json(out / "result.json", result, default=str)
 
 
 def read(name: str) -> dict[str, Any]:
@@ -489,12 +485,3 @@ def submit(kind: str, cfg: Any) -> str:
 
 def summarize(kind: str, cfg: Any) -> dict[str, Any]:
     return summarize_single_task(cfg) if kind == "single-task" else summarize_mix(cfg)
-
-
-jobs.register_kind(
-    "experiment",
-    "cookbook_core.experiments.core:run_job",
-    validate="cookbook_core.experiments.core:validate_job",
-    queue="device",
-    resumable=True,
-)

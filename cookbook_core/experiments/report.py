@@ -1,9 +1,10 @@
 """The results page: ``docs/RESULTS.md`` and its PNG figures, rebuilt from stored experiments.
 
 :func:`collect` gathers every finished experiment of the workspace
-(:mod:`cookbook_core.experiments.core`) into tables (pandas) and figures (Plotly, from
-the project's own plotting functions); :func:`write_report` renders them as
-Markdown with PNGs exported by kaleido (which drives the system Chromium).  Every
+(:mod:`cookbook_core.experiments.core`) into tables (pandas); :func:`figure_names` says
+which figures the page embeds; :func:`write_report` renders the tables as Markdown and
+asks a caller-supplied ``draw`` function for the PNGs (Plotly figures live in
+:mod:`cookbook_core.studio.figures_experiments`: this module never imports Plotly).  Every
 number on the page is read from a result file; the text around it only compares
 numbers (e.g. whether the optimized mixture beats the best single template) and
 says so when the paper's direction is not reproduced.  The studio's Experiments
@@ -13,11 +14,13 @@ page shows the same tables and figures.  Running experiments is not done here.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from cookbook_core import storage
 from cookbook_core.errors import BadInput
 from cookbook_core.experiments import core as experiments
 from cookbook_core.mix import sources as mix_sources
@@ -129,53 +132,6 @@ def sweep_single_rows(mixes: list[dict[str, Any]]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def single_task_figure(table: pd.DataFrame) -> Any:
-    """Grouped bars: base vs fine-tuned per (template, task), with 95% intervals."""
-    import plotly.graph_objects as go
-
-    # one bar pair per row: the experiment's name keeps equal (template, task) rows apart
-    labels = [
-        f"{mix_sources.label(t)}<br>{k}<br>{src.split()[-1]}"
-        for t, k, src in zip(table["template"], table["task"], table["source"], strict=True)
-    ]
-
-    def err(col: str, val: str) -> dict[str, Any]:
-        ci = table[col].tolist()
-        v = table[val].tolist()
-        return {
-            "type": "data",
-            "symmetric": False,
-            "array": [c[1] - x if c else 0 for c, x in zip(ci, v, strict=True)],
-            "arrayminus": [x - c[0] if c else 0 for c, x in zip(ci, v, strict=True)],
-        }
-
-    fig = go.Figure(
-        [
-            go.Bar(
-                name="base model",
-                x=labels,
-                y=table["base"],
-                error_y=err("base_ci", "base"),
-                marker_color="#9aa5b1",
-            ),
-            go.Bar(
-                name="fine-tuned on template",
-                x=labels,
-                y=table["tuned"],
-                error_y=err("tuned_ci", "tuned"),
-                marker_color="#2f6fde",
-            ),
-        ]
-    )
-    fig.update_layout(
-        title="Single-task: base vs fine-tuned on template data (95% bootstrap CI)",
-        barmode="group",
-        yaxis_title="score (pts)",
-        template="plotly_white",
-    )
-    return fig
-
-
 def _source_exists(name: str) -> bool:
     try:
         mix_sources.check(name)
@@ -244,56 +200,42 @@ def alignment_table(single: pd.DataFrame, mixes: list[dict[str, Any]]) -> pd.Dat
 
 
 def collect() -> dict[str, Any]:
-    """Every finished experiment of the workspace, as tables and figures."""
+    """Every finished experiment of the workspace, as tables (the figures are drawn from
+    them by :func:`cookbook_core.studio.figures_experiments.report_figures`)."""
     from cookbook_core.align import runs as alignment_runs
-    from cookbook_core.mix import mixing
 
     results = [experiments.read(n) for n in experiments.list_experiments()]
     single = [r for r in results if r["kind"] == "single-task"]
     mixes = [r for r in results if r["kind"] == "mix"]
-    out: dict[str, Any] = {"single": single, "mixes": mixes, "figures": {}}
+    out: dict[str, Any] = {"single": single, "mixes": mixes}
     st = pd.concat([single_task_table(single), sweep_single_rows(mixes)], ignore_index=True)
     out["single_table"] = st
-    if len(st):
-        out["figures"]["single_task"] = single_task_figure(st)
     al = alignment_table(st, mixes) if len(st) or mixes else pd.DataFrame()
     out["alignment_table"] = al
+    pts = pd.DataFrame()
     if len(al) and "delta_alignment" in al:
         pts = al.dropna(subset=["delta_alignment"])
         out["correlation"] = alignment_runs.correlation(pts) if len(pts) >= 3 else None
-        if len(pts):
-            fig_df = pts.assign(run=pts["template"])
-            out["figures"]["alignment"] = alignment_runs.delta_figure(fig_df)
-    for res in mixes:
-        A = pd.DataFrame(res["matrix"]).T / 100
-        out["figures"][f"{res['name']}_matrix"] = mixing.heatmap_figure(
-            A, f"Accuracy matrix ({res['name']})"
-        )
-        v = res.get("validation", {})
-        if v.get("table"):
-            out["figures"][f"{res['name']}_fit"] = mixing.scatter_figure(pd.DataFrame(v["table"]))
-        out["figures"][f"{res['name']}_comparison"] = comparison_figure(res)
+    out["alignment_points"] = pts
     return out
 
 
-def comparison_figure(res: dict[str, Any]) -> Any:
-    """Grouped bars: per-task and average accuracy of base, best single, uniform, optimized."""
-    import plotly.graph_objects as go
+def _has_fit(res: dict[str, Any]) -> bool:
+    v = res.get("validation", {})
+    return "stats" in v and bool(v.get("table"))
 
-    comp = res["comparison"]
-    colors = ["#9aa5b1", "#f2a541", "#7bc67e", "#2f6fde"]
-    bars = []
-    for (label, row), color in zip(comp.items(), colors, strict=False):
-        keys = [k for k in row if k != "worst"]
-        bars.append(go.Bar(name=label, x=keys, y=[row[k] for k in keys], marker_color=color))
-    fig = go.Figure(bars)
-    fig.update_layout(
-        title=f"Cookbook-Mix ({res['name']}): observed accuracy per task",
-        barmode="group",
-        yaxis_title="accuracy (pts)",
-        template="plotly_white",
-    )
-    return fig
+
+def figure_names(c: dict[str, Any]) -> list[str]:
+    """The figures the results page embeds for collected results ``c`` (PNG file stems)."""
+    names = ["single_task"] if len(c["single_table"]) else []
+    if len(c["alignment_points"]):
+        names.append("alignment")
+    for res in c["mixes"]:
+        names.append(f"{res['name']}_matrix")
+        if _has_fit(res):
+            names.append(f"{res['name']}_fit")
+        names.append(f"{res['name']}_comparison")
+    return names
 
 
 # ----------------------------------------------------------------------------------
@@ -387,7 +329,7 @@ def _mix_section(res: dict[str, Any]) -> list[str]:
             f"{v['loo_mean_abs_error']:.2f} points. The paper reports 1.4 (mean) and 0.4 "
             "(median) points."
         )
-        lines += ["", f"![fit](results/{name}_fit.png)", ""]
+        lines += ["", f"![fit](results/{name}_fit.png)", ""] if _has_fit(res) else [""]
     else:
         lines += [v.get("error", "not measured"), ""]
     comp = pd.DataFrame(res["comparison"]).T.round(1)
@@ -472,7 +414,7 @@ def _alignment_section(c: dict[str, Any]) -> list[str]:
             "scored at two row limits, or variants of one experiment) are not, so the "
             "interval is too narrow when the table has such rows.",
         ]
-    if "alignment" in c["figures"]:
+    if "alignment" in figure_names(c):
         lines += ["", "![alignment](results/alignment.png)"]
     return [*lines, ""]
 
@@ -539,10 +481,20 @@ def render(c: dict[str, Any]) -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
-def write_report(out_dir: str | Path = "docs", *, figures: bool = True) -> Path:
-    """Write ``RESULTS.md`` (and ``results/*.png`` unless ``figures`` is False)."""
+def write_report(
+    out_dir: str | Path = "docs",
+    *,
+    collected: dict[str, Any] | None = None,
+    draw: Callable[[dict[str, Any], Path], object] | None = None,
+) -> Path:
+    """Write ``RESULTS.md`` (atomically) from ``collected`` (default: :func:`collect`).
+
+    ``draw(c, out_dir / "results")`` writes the PNGs the page links to (the CLI passes
+    :func:`cookbook_core.studio.figures_experiments.write_pngs`); None writes none.  The
+    figures come in as a function so that this module never imports Plotly.
+    """
     out_dir = Path(out_dir)
-    c = collect()
+    c = collect() if collected is None else collected
     from cookbook_core.mix import sweep
 
     if not c["single"] and not c["mixes"] and not sweep.list_sweeps():
@@ -550,13 +502,8 @@ def write_report(out_dir: str | Path = "docs", *, figures: bool = True) -> Path:
             "no finished experiment in this workspace: run `cookbook experiment single-task "
             "--template document_qa` first"
         )
-    if figures:
-        fig_dir = out_dir / "results"
-        fig_dir.mkdir(parents=True, exist_ok=True)
-        for name, fig in c["figures"].items():
-            fig.write_image(str(fig_dir / f"{name}.png"), width=1000, height=520, scale=1)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    if draw is not None:
+        draw(c, out_dir / "results")
     path = out_dir / "RESULTS.md"
-    text = render(c)
-    path.write_text(text)
+    storage.write_text(path, render(c))
     return path

@@ -17,9 +17,11 @@ belongs to another process: the start time in ``/proc/<pid>/stat`` is compared) 
 worker checkpoints and exits); :func:`resume` re-queues a lost, cancelled or
 failed job of a resumable kind.
 
-Kinds are a registry (:data:`KINDS`): name -> runner (a ``module:function`` path
-imported in the worker), optional validator, queue, resumable.  ``generate`` and
-``train`` are built in; other modules add theirs with :func:`register_kind`.
+Kinds are a registry (:data:`KINDS`): name -> runner and validator (``module:function``
+paths, imported only when a job is submitted or run), queue, resumable.  Every kind the
+project ships is declared in :data:`BUILTIN_KINDS` the same way (a module with
+``validate_job`` and ``run_job``); others may add theirs with :func:`register_kind`.  A
+kind whose module fails to import raises :class:`KindImportError` with that error.
 Queues: ``device`` (training/evaluation; default 1 slot) and ``cpu`` (default 2);
 override with ``COOKBOOK_MAX_JOBS_DEVICE`` / ``COOKBOOK_MAX_JOBS_CPU``.
 
@@ -29,6 +31,7 @@ What this module does not do: run the work itself (``worker``), or render anythi
 from __future__ import annotations
 
 import contextlib
+import difflib
 import importlib
 import json
 import os
@@ -43,7 +46,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cookbook_core import paths
+from cookbook_core import paths, storage, threads
 from cookbook_core.errors import BadInput, CookbookError
 
 STATES = ("queued", "running", "succeeded", "failed", "cancelled", "lost")
@@ -92,13 +95,6 @@ class JobKind:
 
 
 KINDS: dict[str, JobKind] = {}
-# Modules that register more kinds when imported; imported on a lookup miss.
-KIND_PROVIDERS: list[str] = [
-    "cookbook_core.eval.evaluation",
-    "cookbook_core.mix.cells",
-    "cookbook_core.experiments.core",
-    "cookbook_core.selfguide.pipeline",
-]
 
 
 def register_kind(
@@ -109,26 +105,63 @@ def register_kind(
     queue: str = "device",
     resumable: bool = False,
 ) -> JobKind:
-    """Add (or replace) a job kind; ``runner``/``validate`` are ``module:function`` paths."""
+    """Add (or replace) a job kind; ``runner``/``validate`` are ``module:function`` paths,
+    imported only when a job of the kind is submitted or run."""
     kind = JobKind(name, runner, validate, queue, resumable)
     KINDS[name] = kind
     return kind
 
 
+# The kinds this project ships, all declared the same way: a module with
+# ``validate_job(config) -> dict`` and ``run_job(ctx) -> dict``.  Only the module's name is
+# written here, so this store imports none of them (they sit in higher layers; see
+# docs/ARCHITECTURE.md); a module that fails to import says so when its kind is used.
+BUILTIN_KINDS: tuple[tuple[str, str, str, bool], ...] = (
+    # name, module, queue, resumable
+    ("generate", "cookbook_core.generate", "cpu", False),
+    ("train", "cookbook_core.train.training", "device", True),
+    ("eval", "cookbook_core.eval.evaluation", "device", False),
+    ("cell", "cookbook_core.mix.cells", "device", True),
+    ("experiment", "cookbook_core.experiments.core", "device", True),
+    ("selfguide", "cookbook_core.selfguide.pipeline", "device", True),
+)
+for _name, _module, _queue, _resumable in BUILTIN_KINDS:
+    register_kind(
+        _name,
+        f"{_module}:run_job",
+        validate=f"{_module}:validate_job",
+        queue=_queue,
+        resumable=_resumable,
+    )
+
+
 def get_kind(name: str) -> JobKind:
-    """The kind called ``name`` (importing :data:`KIND_PROVIDERS` if it is not known yet)."""
+    """The kind called ``name``; ``BadInput`` (with the closest names) for an unknown one."""
     if name not in KINDS:
-        for module in KIND_PROVIDERS:
-            with contextlib.suppress(ImportError):
-                importlib.import_module(module)
-    if name not in KINDS:
-        raise BadInput(f"unknown job kind {name!r} (known: {', '.join(sorted(KINDS))})")
+        close = difflib.get_close_matches(name, list(KINDS), n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise BadInput(f"unknown job kind {name!r}{hint} (known: {', '.join(sorted(KINDS))})")
     return KINDS[name]
 
 
+class KindImportError(JobError):
+    """A job kind's runner or validator could not be imported (the cause is chained)."""
+
+
 def _import(path: str) -> Callable[..., Any]:
+    """The function at ``module:function``; :class:`KindImportError` naming the module and the
+    original error when the module fails to import or lacks the function."""
     module, _, attr = path.partition(":")
-    return getattr(importlib.import_module(module), attr)
+    try:
+        mod = importlib.import_module(module)
+    except Exception as exc:  # ImportError, or any error raised while importing the module
+        raise KindImportError(
+            f"cannot import {module} (for {path}): {type(exc).__name__}: {exc}"
+        ) from exc
+    try:
+        return getattr(mod, attr)
+    except AttributeError:
+        raise KindImportError(f"{module} has no function {attr!r} (for {path})") from None
 
 
 # ----------------------------------------------------------------------------------
@@ -328,8 +361,9 @@ def _how_it_ended(pid: int) -> str:
     return f"exit status {code}"
 
 
-def _launch(job: Job) -> subprocess.Popen[bytes]:
-    env = dict(os.environ)
+def _launch(job: Job, concurrent: int = 1) -> subprocess.Popen[bytes]:
+    """Start the worker of ``job``; ``concurrent``: jobs running with it (threads share)."""
+    env = threads.worker_env(dict(os.environ), concurrent)
     env["COOKBOOK_HOME"] = str(paths.home())
     env["PYTHONPATH"] = os.pathsep.join(
         [str(paths.PROJECT_ROOT)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])
@@ -423,9 +457,10 @@ def pump() -> list[str]:
             )
             claimed.append(_job(r))
     started = []
+    concurrent = sum(running.values())
     for job in claimed:
         try:
-            proc = _launch(job)
+            proc = _launch(job, concurrent)
         except OSError as exc:
             finish(job.id, "failed", reason=f"could not start the worker: {exc}")
             continue
@@ -458,7 +493,7 @@ def submit(
     run_dir = runs_root() / job_id
     run_dir.mkdir(parents=True, exist_ok=False)
     snapshot = {"id": job_id, "kind": kind, "name": name, "config": config}
-    _atomic_write(run_dir / "job.json", json.dumps(snapshot, indent=2) + "\n")
+    storage.write_json(run_dir / "job.json", snapshot)
     with connect() as con:
         con.execute(
             "INSERT INTO jobs (id, kind, queue, runner, state, name, config, run_dir, created) "
@@ -603,13 +638,7 @@ def write_status(job: Job) -> None:
         "finished": job.finished,
         "attempts": job.attempts,
     }
-    _atomic_write(job.run_dir / "status.json", json.dumps(status, indent=2) + "\n")
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    storage.write_json(job.run_dir / "status.json", status)
 
 
 def read_log(job_id: str, tail: int | None = None) -> str:
@@ -626,54 +655,3 @@ def read_log(job_id: str, tail: int | None = None) -> str:
 def read_result(job: Job) -> dict[str, Any] | None:
     path = job.run_dir / "result.json"
     return json.loads(path.read_text()) if path.is_file() else None
-
-
-# ----------------------------------------------------------------------------------
-# Built-in kinds: validators here (cheap imports); runners in cookbook_core.jobs.worker
-
-
-def validate_train(config: dict[str, Any]) -> dict[str, Any]:
-    from cookbook_core.train import training
-
-    cfg = training.config_from_dict(config)
-    training.validate(cfg)
-    for key in ("data", "natural_data"):
-        value = getattr(cfg, key)
-        if value:
-            setattr(cfg, key, str(Path(value).resolve()))
-    if Path(cfg.model).expanduser().exists():
-        cfg.model = str(Path(cfg.model).expanduser().resolve())
-    return cfg.to_dict()
-
-
-def validate_generate(config: dict[str, Any]) -> dict[str, Any]:
-    from cookbook_core import generate as gen
-
-    if "config" not in config or "out" not in config:
-        raise BadInput("a generate job needs {'config': GenerateConfig dict, 'out': folder}")
-    cfg = gen.config_from_dict(config["config"])
-    gen._check_config(cfg)
-    gen.resolve_sources(cfg)
-    out = Path(config["out"]).resolve()
-    if out.exists() and not config.get("overwrite"):
-        raise BadInput(f"{out} already exists (pass overwrite)")
-    return {
-        "config": gen.config_to_dict(cfg),
-        "out": str(out),
-        "overwrite": bool(config.get("overwrite")),
-    }
-
-
-register_kind(
-    "generate",
-    "cookbook_core.jobs.worker:run_generate",
-    validate="cookbook_core.jobs.store:validate_generate",
-    queue="cpu",
-)
-register_kind(
-    "train",
-    "cookbook_core.jobs.worker:run_train",
-    validate="cookbook_core.jobs.store:validate_train",
-    queue="device",
-    resumable=True,
-)

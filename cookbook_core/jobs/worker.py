@@ -10,13 +10,13 @@ runners poll (training checkpoints at the next step boundary and returns); the
 runner's own checks raise :class:`~cookbook_core.jobs.store.JobCancelled` otherwise.  On
 exit it pumps the queue so the next queued job starts without any daemon.
 
-This module also holds the runners of the built-in kinds (``generate``, ``train``).
-It does not decide what runs when (``jobs``).
+The runners themselves live with their kinds (each a ``run_job`` function, declared in
+:data:`cookbook_core.jobs.store.BUILTIN_KINDS`).  It does not decide what runs when
+(``jobs.store``).
 """
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import sys
@@ -26,6 +26,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+from cookbook_core import storage
 from cookbook_core.jobs import store as jobs
 
 PROGRESS_EVERY_S = 1.0
@@ -103,17 +104,18 @@ def run(job_id: str) -> int:
     )
     code = 0
     try:
-        result = jobs._import(job.runner)(ctx)
+        # the registry's runner (the row's copy may predate a module's move)
+        runner = jobs.KINDS[job.kind].runner if job.kind in jobs.KINDS else job.runner
+        resumable = job.kind in jobs.KINDS and jobs.KINDS[job.kind].resumable
+        result = jobs._import(runner)(ctx)
         if isinstance(result, dict):
-            tmp = job.run_dir / ".result.json.tmp"
-            tmp.write_text(json.dumps(result, indent=2, default=str) + "\n")
-            os.replace(tmp, job.run_dir / "result.json")
+            storage.write_json(job.run_dir / "result.json", result, default=str)
         ctx.flush()
         if (isinstance(result, dict) and result.get("status") == "stopped") or ctx.cancelled():
             jobs.finish(
                 job.id,
                 "cancelled",
-                reason="cancelled (checkpoint written)" if job.kind == "train" else "cancelled",
+                reason="cancelled (checkpoint written)" if resumable else "cancelled",
             )
         else:
             jobs.finish(job.id, "succeeded")
@@ -136,52 +138,6 @@ def _reason(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     first = text[0] if text else ""
     return f"{type(exc).__name__}: {first}"[:500]
-
-
-# ----------------------------------------------------------------------------------
-# Runners of the built-in kinds
-
-
-def run_generate(ctx: JobContext) -> dict[str, Any]:
-    """Write a dataset from a saved GenerateConfig (``{'config': ..., 'out': ...}``)."""
-    from cookbook_core import generate as gen
-
-    cfg = gen.config_from_dict(ctx.config["config"])
-
-    def progress(done: int, total: int) -> None:
-        ctx.check_cancelled()
-        ctx.progress(done, total, unit="samples")
-
-    manifest = gen.generate(
-        cfg, ctx.config["out"], overwrite=ctx.config.get("overwrite", False), progress=progress
-    )
-    return {
-        "status": "completed",
-        "out": ctx.config["out"],
-        "n": manifest["n"],
-        "samples_per_s": manifest["samples_per_s"],
-    }
-
-
-def run_train(ctx: JobContext) -> dict[str, Any]:
-    """Fine-tune from a saved TrainConfig dict into the job's run directory."""
-    from cookbook_core.train import training
-
-    cfg = training.config_from_dict(ctx.config)
-
-    def progress(step: int, total: int, info: dict[str, Any]) -> None:
-        ctx.progress(
-            step,
-            total,
-            unit="steps",
-            loss=info["loss"],
-            tokens_per_s=info["tokens_per_s"],
-            eta=info["eta"],
-        )
-
-    return training.train(
-        cfg, ctx.run_dir, resume=ctx.resume, progress=progress, should_stop=ctx.cancelled
-    )
 
 
 _EARLY_STOP = threading.Event()

@@ -34,8 +34,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cookbook_core import paths
-from cookbook_core.errors import BadInput, CookbookError
+from cookbook_core import paths, storage
+from cookbook_core.errors import BadInput
 from cookbook_core.jobs import store as jobs
 
 StageProgress = Callable[..., None]  # progress(stage, done, total, **info)
@@ -54,10 +54,6 @@ TRAIN_OPTIONS = (
     "lr_scheduler",
     "save_every",
 )
-
-
-class CellError(CookbookError):
-    """A stage of a cell failed."""
 
 
 @dataclass
@@ -263,7 +259,7 @@ def run(
 
     cdir = cell_dir(spec)
     cdir.mkdir(parents=True, exist_ok=True)
-    (cdir / "cell.json").write_text(json.dumps(spec.to_dict(), indent=2) + "\n")
+    storage.write_json(cdir / "cell.json", spec.to_dict())
     stop = should_stop or (lambda: False)
 
     def report(stage: str, done: int, total: int, **info: Any) -> None:
@@ -414,12 +410,3 @@ def run_all(
         )
         out[spec.name] = res["status"]
     return out
-
-
-jobs.register_kind(
-    "cell",
-    "cookbook_core.mix.cells:run_job",
-    validate="cookbook_core.mix.cells:validate_job",
-    queue="device",
-    resumable=True,
-)

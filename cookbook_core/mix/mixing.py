@@ -15,8 +15,9 @@ accuracy matrix ``A`` (a DataFrame, templates x tasks, accuracies in [0, 1]):
   reports); :func:`fit_matrix` and :func:`leave_one_out`: a least-squares A fitted
   from any set of runs, and the error on each run when it is held out;
   :func:`bootstrap_error`: a paired bootstrap interval of observed minus predicted
-  from per-example results;
-* Plotly figures for the studio.
+  from per-example results.
+
+Its Plotly figures are drawn by :mod:`cookbook_core.studio.figures_mix`.
 
 It does not train or evaluate anything: sweeps that produce ``A`` live with the
 jobs that run them.
@@ -402,112 +403,7 @@ def bootstrap_error(
 
 
 # ----------------------------------------------------------------------------------
-# Figures
-
-
-def heatmap_figure(A: pd.DataFrame, title: str = "Accuracy matrix") -> Any:
-    """Templates x tasks heatmap (accuracy in points, annotated)."""
-    import plotly.graph_objects as go
-
-    z = 100 * A.astype(float).to_numpy()
-    fig = go.Figure(
-        go.Heatmap(
-            z=z,
-            x=list(A.columns),
-            y=list(A.index),
-            colorscale="Viridis",
-            text=np.vectorize(lambda v: "" if np.isnan(v) else f"{v:.1f}")(z),
-            texttemplate="%{text}",
-            colorbar={"title": "acc (pts)"},
-            hovertemplate="template %{y}<br>task %{x}<br>%{z:.1f} pts<extra></extra>",
-        )
-    )
-    fig.update_layout(
-        title=title,
-        xaxis_title="task",
-        yaxis_title="trained on",
-        height=max(340, 140 + 50 * len(A)),
-    )
-    return fig
-
-
-def scatter_figure(table: pd.DataFrame, title: str = "Linear mixing: predicted vs observed") -> Any:
-    """Predicted vs observed per (mixture, task), with y = x and a band of ± the mean
-    absolute error."""
-    import plotly.express as px
-    import plotly.graph_objects as go
-
-    df = table.assign(predicted_pts=100 * table["predicted"], observed_pts=100 * table["observed"])
-    fig = px.scatter(
-        df,
-        x="predicted_pts",
-        y="observed_pts",
-        color="task",
-        symbol="mixture",
-        hover_data=["mixture", "task", "error_points"],
-        title=title,
-    )
-    lo = float(min(df["predicted_pts"].min(), df["observed_pts"].min(), 0)) if len(df) else 0
-    hi = float(max(df["predicted_pts"].max(), df["observed_pts"].max(), 1)) if len(df) else 100
-    band = float(table["abs_error_points"].mean()) if len(df) else 0
-    xs = [lo, hi]
-    fig.add_trace(
-        go.Scatter(
-            x=xs + xs[::-1],
-            y=[x + band for x in xs] + [x - band for x in xs[::-1]],
-            fill="toself",
-            fillcolor="rgba(120,120,120,0.15)",
-            line={"width": 0},
-            name=f"± mean |error| ({band:.1f} pts)",
-            hoverinfo="skip",
-        )
-    )
-    fig.add_trace(
-        go.Scatter(x=xs, y=xs, mode="lines", line={"dash": "dash", "color": "black"}, name="y = x")
-    )
-    fig.update_layout(xaxis_title="predicted accuracy (pts)", yaxis_title="observed accuracy (pts)")
-    return fig
-
-
-def weights_figure(result: MixResult) -> Any:
-    """Bar chart of a mixture's weights, titled with its objective."""
-    import plotly.graph_objects as go
-
-    names = list(result.weights)
-    fig = go.Figure(
-        go.Bar(
-            x=names,
-            y=[result.weights[n] for n in names],
-            text=[f"{result.weights[n]:.2f}" for n in names],
-            textposition="outside",
-        )
-    )
-    fig.update_layout(
-        title=f"Mixture weights (objective: {result.objective})",
-        yaxis={"title": "weight", "range": [0, 1.1]},
-    )
-    return fig
-
-
-def what_if_figure(table: pd.DataFrame, title: str = "Predicted accuracy per task") -> Any:
-    """Grouped bars: the mixture's predicted accuracy next to the reference's, per task."""
-    import plotly.graph_objects as go
-
-    tasks = list(table.index)
-    fig = go.Figure(
-        [
-            go.Bar(name="reference", x=tasks, y=100 * table["reference"], marker_color="#bbbbbb"),
-            go.Bar(
-                name="mixture (predicted)",
-                x=tasks,
-                y=100 * table["predicted"],
-                text=[f"{100 * c:+.1f}" for c in table["change"]],
-                textposition="outside",
-            ),
-        ]
-    )
-    fig.update_layout(title=title, barmode="group", yaxis_title="accuracy (pts)")
-    return fig
+# Where matrices live
 
 
 def matrices_root() -> Any:

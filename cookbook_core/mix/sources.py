@@ -14,8 +14,6 @@ a content hash.  Pure-template mixtures do not come here (``generate`` alone).
 from __future__ import annotations
 
 import hashlib
-import json
-import os
 import random
 import shutil
 from collections.abc import Mapping
@@ -23,6 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from cookbook_core import storage
 from cookbook_core.errors import BadInput
 
 PREFIX = "dataset:"
@@ -152,53 +151,56 @@ def build(
         check(name)
     counts = dict(zip(names, plan_counts([weights[t] for t in names], n), strict=True))
     out = Path(out).resolve()
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    rows: list[dict[str, Any]] = []
-    entries: list[dict[str, Any]] = []
-    templates = [t for t in names if not is_dataset(t) and counts[t] > 0]
-    if templates:
-        part = tmp / "templates"
-        total = sum(counts[t] for t in templates)
-        cfg = GenerateConfig(sources=[Source(t, counts[t]) for t in templates], n=total, seed=seed)
-        m = generate(cfg, part)
-        rows += list(dataset_io.iter_rows(part))
-        entries += m["templates"]
-        shutil.rmtree(part)
-    for name in names:
-        if not is_dataset(name) or counts[name] == 0:
-            continue
-        src = list(dataset_io.iter_rows(dataset_path(name)))
-        picked = _sample(src, counts[name], random.Random(f"{seed}:{name}"))
-        rows += [{**r, "meta": {**(r.get("meta") or {}), "source": name}} for r in picked]
-        entries.append(
-            {"name": name, "file": None, "source_sha256": fingerprint(name), "count": counts[name]}
-        )
-    random.Random(f"{seed}:interleave").shuffle(rows)
-    with (tmp / "data.jsonl").open("w", encoding="utf-8") as fh:
-        for r in rows:
-            fh.write(json.dumps(r, ensure_ascii=False) + "\n")
-    total_w = sum(weights[t] for t in names)
-    for e in entries:
-        e["weight"] = weights[e["name"]] / total_w
-        e["share"] = e["count"] / n
-    manifest = {
-        "kind": "cookbook-dataset",
-        "version": __version__,
-        "created": datetime.now(UTC).isoformat(timespec="seconds"),
-        "n": len(rows),
-        "seed": seed,
-        "format": "jsonl",
-        "data": "data.jsonl",
-        "bytes": (tmp / "data.jsonl").stat().st_size,
-        "templates": entries,
-        "extra": {
-            "mixture": {**(provenance or {}), "weights": {t: weights[t] / total_w for t in names}}
-        },
-    }
-    (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
-    if out.exists():
-        shutil.rmtree(out)
-    os.rename(tmp, out)
+    with storage.staged_dir(out) as tmp:
+        rows: list[dict[str, Any]] = []
+        entries: list[dict[str, Any]] = []
+        templates = [t for t in names if not is_dataset(t) and counts[t] > 0]
+        if templates:
+            part = tmp / "templates"
+            total = sum(counts[t] for t in templates)
+            cfg = GenerateConfig(
+                sources=[Source(t, counts[t]) for t in templates], n=total, seed=seed
+            )
+            m = generate(cfg, part)
+            rows += list(dataset_io.iter_rows(part))
+            entries += m["templates"]
+            shutil.rmtree(part)
+        for name in names:
+            if not is_dataset(name) or counts[name] == 0:
+                continue
+            src = list(dataset_io.iter_rows(dataset_path(name)))
+            picked = _sample(src, counts[name], random.Random(f"{seed}:{name}"))
+            rows += [{**r, "meta": {**(r.get("meta") or {}), "source": name}} for r in picked]
+            entries.append(
+                {
+                    "name": name,
+                    "file": None,
+                    "source_sha256": fingerprint(name),
+                    "count": counts[name],
+                }
+            )
+        random.Random(f"{seed}:interleave").shuffle(rows)
+        storage.write_jsonl(tmp / "data.jsonl", rows)
+        total_w = sum(weights[t] for t in names)
+        for e in entries:
+            e["weight"] = weights[e["name"]] / total_w
+            e["share"] = e["count"] / n
+        manifest = {
+            "kind": "cookbook-dataset",
+            "version": __version__,
+            "created": datetime.now(UTC).isoformat(timespec="seconds"),
+            "n": len(rows),
+            "seed": seed,
+            "format": "jsonl",
+            "data": "data.jsonl",
+            "bytes": (tmp / "data.jsonl").stat().st_size,
+            "templates": entries,
+            "extra": {
+                "mixture": {
+                    **(provenance or {}),
+                    "weights": {t: weights[t] / total_w for t in names},
+                }
+            },
+        }
+        storage.write_json(tmp / "manifest.json", manifest)
     return manifest

@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from cookbook_core import storage
 from cookbook_core.errors import BadInput
 from cookbook_core.mix import cells, mixing
 
@@ -110,11 +111,7 @@ def new(
 
 def save(cfg: SweepConfig) -> Path:
     path = sweeps_root() / f"{_check_name(cfg.name)}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
-    tmp.replace(path)
-    return path
+    return storage.write_json(path, cfg.to_dict())
 
 
 def load(name: str) -> SweepConfig:

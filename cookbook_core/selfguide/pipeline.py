@@ -37,7 +37,8 @@ balance → trained).  ``state.json`` lists completed stages; a resumed run skip
 :class:`EmptyVote` says so and the funnel shows where everything went.
 
 Generation uses :mod:`cookbook_core.eval.inference` (transformers on CPU, vLLM on GPU).
-The ``selfguide`` job kind is registered here.  Not done: the paper's choice of the
+The ``selfguide`` job kind's :func:`validate_job` and :func:`run_job` are here (declared
+in :mod:`cookbook_core.jobs.store`).  Not done: the paper's choice of the
 best epoch on validation data, and its per-family hyper-parameter search.
 """
 
@@ -46,10 +47,8 @@ from __future__ import annotations
 import gc
 import json
 import math
-import os
 import random
 import secrets
-import shutil
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, fields
@@ -57,7 +56,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from cookbook_core import paths
+from cookbook_core import paths, storage
 from cookbook_core.errors import BadInput, CookbookError
 from cookbook_core.eval import scoring
 from cookbook_core.jobs import store as jobs
@@ -191,7 +190,7 @@ def validate(cfg: SelfGuideConfig) -> SelfGuideConfig:
     if not (math.isfinite(out.lr) and out.lr > 0):
         raise SelfGuideConfigError(f"learning rate must be > 0, got {out.lr!r}")
     task.rows(out.eval_split, limit=1)  # the split exists and has rows
-    inference.choose_backend(out.backend)
+    inference.choose_backend(out.backend, out.model)
     models.resolve(out.model)
     out.task = task.name
     out.data_dir = str(task.folder.parent.parent)
@@ -261,25 +260,16 @@ def _budget(tokenizer: Any, texts: Sequence[str], cap: int) -> int:
 
 
 def _write_json(path: Path, data: Any) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    storage.write_json(path, data, default=str)
 
 
 def _write_jsonl(path: Path, rows: Sequence[dict[str, Any]]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        for r in rows:
-            fh.write(json.dumps(r, ensure_ascii=False) + "\n")
-    os.replace(tmp, path)
+    storage.write_jsonl(path, rows)
 
 
 def read_jsonl(path: Path | str) -> list[dict[str, Any]]:
     """Rows of a JSONL file of a run (empty when it does not exist yet)."""
-    path = Path(path)
-    if not path.is_file():
-        return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
+    return storage.read_jsonl(path, missing_ok=True)
 
 
 def read_state(run_dir: Path | str) -> dict[str, Any]:
@@ -695,50 +685,45 @@ def write_dataset(
     as a column next to templates."""
     from cookbook_core import __version__
 
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    rows = [
-        {
-            "prompt": p["prompt"],
-            "completion": p["completion"],
-            "messages": [
-                {"role": "user", "content": p["prompt"]},
-                {"role": "assistant", "content": p["completion"]},
-            ],
-            "meta": {**p["meta"], "template": f"selfguide:{task.name}"},
-        }
-        for p in pairs
-    ]
-    _write_jsonl(tmp / "data.jsonl", rows)
-    manifest = {
-        "kind": "cookbook-dataset",
-        "version": __version__,
-        "created": datetime.now(UTC).isoformat(timespec="seconds"),
-        "n": len(rows),
-        "seed": cfg.seed,
-        "format": "jsonl",
-        "data": "data.jsonl",
-        "bytes": (tmp / "data.jsonl").stat().st_size,
-        "templates": [
+    with storage.staged_dir(out) as tmp:
+        rows = [
             {
-                "name": f"selfguide:{task.name}",
-                "file": None,
-                "params": {"selfguide": cfg.to_dict()},
-                "weight": 1.0,
-                "share": 1.0,
-                "count": len(rows),
-                "faults": 0,
-                "attempts": len(rows),
-                "first_fault": None,
+                "prompt": p["prompt"],
+                "completion": p["completion"],
+                "messages": [
+                    {"role": "user", "content": p["prompt"]},
+                    {"role": "assistant", "content": p["completion"]},
+                ],
+                "meta": {**p["meta"], "template": f"selfguide:{task.name}"},
             }
-        ],
-        "extra": {"source": "selfguide", "task": task.name, "ni_task": task.ni_name},
-    }
-    (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
-    if out.exists():
-        shutil.rmtree(out)
-    os.rename(tmp, out)
+            for p in pairs
+        ]
+        _write_jsonl(tmp / "data.jsonl", rows)
+        manifest = {
+            "kind": "cookbook-dataset",
+            "version": __version__,
+            "created": datetime.now(UTC).isoformat(timespec="seconds"),
+            "n": len(rows),
+            "seed": cfg.seed,
+            "format": "jsonl",
+            "data": "data.jsonl",
+            "bytes": (tmp / "data.jsonl").stat().st_size,
+            "templates": [
+                {
+                    "name": f"selfguide:{task.name}",
+                    "file": None,
+                    "params": {"selfguide": cfg.to_dict()},
+                    "weight": 1.0,
+                    "share": 1.0,
+                    "count": len(rows),
+                    "faults": 0,
+                    "attempts": len(rows),
+                    "first_fault": None,
+                }
+            ],
+            "extra": {"source": "selfguide", "task": task.name, "ni_task": task.ni_name},
+        }
+        storage.write_json(tmp / "manifest.json", manifest)
     return manifest
 
 
@@ -882,30 +867,6 @@ def summary(run_dir: Path | str) -> dict[str, Any]:
     }
 
 
-def funnel_figure(funnel: dict[str, Any]) -> Any:
-    """A Plotly funnel: generated → kept after each filter → voted → trained."""
-    import plotly.graph_objects as go
-
-    stages = funnel.get("stages", [])
-    names = [s["stage"] for s in stages]
-    values = [s["entered"] if s["stage"] == "generated" else s["kept"] for s in stages]
-    text = [
-        "" if s["stage"] in ("generated", "trained") else f"-{s['dropped']}: {s['reason']}"
-        for s in stages
-    ]
-    fig = go.Figure(
-        go.Funnel(
-            y=names,
-            x=values,
-            textinfo="value+percent initial",
-            hovertext=text,
-            hoverinfo="text+x",
-        )
-    )
-    fig.update_layout(title="SELF-GUIDE funnel", height=max(300, 48 * len(names) + 80))
-    return fig
-
-
 # ----------------------------------------------------------------------------------
 # The ``selfguide`` job kind
 
@@ -930,12 +891,3 @@ def run_job(ctx: Any) -> dict[str, Any]:
         )
 
     return run(cfg, ctx.run_dir, progress=progress, should_stop=ctx.cancelled)
-
-
-jobs.register_kind(
-    "selfguide",
-    "cookbook_core.selfguide.pipeline:run_job",
-    validate="cookbook_core.selfguide.pipeline:validate_job",
-    queue="device",
-    resumable=True,
-)

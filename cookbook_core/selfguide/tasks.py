@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cookbook_core import paths
+from cookbook_core import paths, storage
 from cookbook_core.errors import BadInput
 from cookbook_core.eval import tasks
 
@@ -73,22 +73,13 @@ class NITask:
             have = ", ".join(self.splits()) or "none"
             raise SelfGuideTaskError(f"task {self.name} has no {split} rows (it has: {have})")
         out: list[dict[str, Any]] = []
-        with open(path, encoding="utf-8") as fh:
-            for lineno, line in enumerate(fh, 1):
-                if not line.strip():
-                    continue
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise SelfGuideTaskError(
-                        f"{path}:{lineno}: not valid JSON ({exc.msg})"
-                    ) from None
-                if not isinstance(row.get("input"), str) or not isinstance(row.get("output"), str):
-                    raise SelfGuideTaskError(f"{path}:{lineno}: needs string 'input' and 'output'")
-                row.setdefault("id", f"{self.name}-{split}-{lineno - 1}")
-                out.append(row)
-                if limit is not None and len(out) >= limit:
-                    break
+        for lineno, row in storage.iter_jsonl(path, error=SelfGuideTaskError):
+            if not isinstance(row.get("input"), str) or not isinstance(row.get("output"), str):
+                raise SelfGuideTaskError(f"{path}:{lineno}: needs string 'input' and 'output'")
+            row.setdefault("id", f"{self.name}-{split}-{lineno - 1}")
+            out.append(row)
+            if limit is not None and len(out) >= limit:
+                break
         if not out:
             raise SelfGuideTaskError(f"{path} holds no rows")
         return out

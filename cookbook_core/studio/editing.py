@@ -1,5 +1,5 @@
-"""Helpers for editing template source in the studio: duplicate under a new name,
-diff against the saved file, and turn previewed samples into a table.
+"""Helpers for editing template source in the studio: duplicate under a new name, and
+diff against the saved file.
 
 Pure functions over strings and plain data; no file access, no code execution
 (running edited code is the sandbox's job).
@@ -10,10 +10,6 @@ from __future__ import annotations
 import ast
 import difflib
 import re
-from collections.abc import Iterable, Mapping
-from typing import Any
-
-import pandas as pd
 
 from cookbook_core.errors import BadInput
 
@@ -60,17 +56,3 @@ def unified_diff(before: str, after: str, name: str = "template.py") -> str:
             tofile=f"edited/{name}",
         )
     )
-
-
-def samples_frame(samples: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
-    """Previewed samples as a table: prompt, completion and the rule's verdict."""
-    rows = [
-        {
-            "#": i,
-            "prompt": s["prompt"],
-            "completion": s["completion"],
-            "follows rule": s.get("follows_rule"),
-        }
-        for i, s in enumerate(samples)
-    ]
-    return pd.DataFrame(rows, columns=["#", "prompt", "completion", "follows rule"])
