@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PORT ?= 8501
 
-.PHONY: setup studio test test-fast lint bench
+.PHONY: setup studio test test-fast lint bench serve-env system-deps
 
 setup: $(STAMP)
 
@@ -17,10 +17,22 @@ $(STAMP): requirements.txt requirements-model.txt requirements-dev.txt pyproject
 	$(BIN)/pip install -q --no-deps -e .
 	touch $(STAMP)
 
+# The serving environment (vLLM in its own virtualenv; see scripts/serve_env.sh).
+SERVE_STAMP := .venv-serve/.installed
+serve-env: $(SERVE_STAMP)
+
+$(SERVE_STAMP): requirements-serve-cpu.txt requirements-serve-gpu.txt scripts/serve_env.sh
+	PY=$(PY) scripts/serve_env.sh .venv-serve
+
+# Debian packages the tests need (chromium for the browser test, bubblewrap for the sandbox).
+system-deps:
+	scripts/system_deps.sh
+
 studio: setup
+	scripts/system_deps.sh bubblewrap
 	$(BIN)/streamlit run app.py --server.address 127.0.0.1 --server.port $(PORT)
 
-test: setup
+test: setup serve-env system-deps
 	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(BIN)/python -m pytest
 
 test-fast: setup

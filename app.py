@@ -7,6 +7,9 @@ tables and figures it returns.  Start it with ``make studio``.
 
 import streamlit as st
 
+from cookbook_core import threads
+
+threads.configure_process()  # sleep-waiting OpenMP beside background jobs (before torch)
 st.set_page_config(page_title="Cookbook Studio", page_icon=":material/menu_book:", layout="wide")
 
 pages = [

@@ -42,7 +42,7 @@ from json.encoder import encode_basestring_ascii as _enc_str
 from pathlib import Path
 from typing import Any
 
-from cookbook_core import discovery, tokens
+from cookbook_core import discovery, storage, tokens
 from cookbook_core.errors import BadInput, CookbookError
 from cookbook_core.templates import Template, TemplateError
 
@@ -432,8 +432,8 @@ def generate(
             "python": sys.version.split()[0],
             "extra": cfg.extra,
         }
-        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
-        _publish(tmp, out)
+        storage.write_json(tmp / "manifest.json", manifest)
+        storage.publish_dir(tmp, out)
         return manifest
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -494,16 +494,6 @@ def _raise_on_faults(
             )
 
 
-def _publish(tmp: Path, out: Path) -> None:
-    old = None
-    if out.exists():
-        old = out.parent / f".{out.name}.old-{os.getpid()}-{time.time_ns()}"
-        os.rename(out, old)
-    os.rename(tmp, out)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-
-
 def manifest_summary(manifest: Mapping[str, Any]) -> str:
     """One line per template: name, count, faults."""
     lines = [
@@ -522,3 +512,44 @@ def config_from_dict(d: Mapping[str, Any]) -> GenerateConfig:
 
 def config_to_dict(cfg: GenerateConfig) -> dict[str, Any]:
     return asdict(cfg)
+
+
+# ----------------------------------------------------------------------------------
+# The ``generate`` job kind (declared in cookbook_core.jobs.store; ``ctx`` is its JobContext)
+
+
+def validate_job(config: dict[str, Any]) -> dict[str, Any]:
+    """Check a ``generate`` job's config (``{'config': GenerateConfig dict, 'out': folder,
+    'overwrite': bool}``) before it is queued; the config to store, with ``out`` absolute."""
+    if "config" not in config or "out" not in config:
+        raise BadInput("a generate job needs {'config': GenerateConfig dict, 'out': folder}")
+    cfg = config_from_dict(config["config"])
+    _check_config(cfg)
+    resolve_sources(cfg)
+    out = Path(config["out"]).resolve()
+    if out.exists() and not config.get("overwrite"):
+        raise BadInput(f"{out} already exists (pass overwrite)")
+    return {
+        "config": config_to_dict(cfg),
+        "out": str(out),
+        "overwrite": bool(config.get("overwrite")),
+    }
+
+
+def run_job(ctx: Any) -> dict[str, Any]:
+    """Write the dataset of a validated ``generate`` job, reporting progress to ``ctx``."""
+    cfg = config_from_dict(ctx.config["config"])
+
+    def progress(done: int, total: int) -> None:
+        ctx.check_cancelled()
+        ctx.progress(done, total, unit="samples")
+
+    manifest = generate(
+        cfg, ctx.config["out"], overwrite=ctx.config.get("overwrite", False), progress=progress
+    )
+    return {
+        "status": "completed",
+        "out": ctx.config["out"],
+        "n": manifest["n"],
+        "samples_per_s": manifest["samples_per_s"],
+    }

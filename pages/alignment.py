@@ -9,10 +9,13 @@ import pandas as pd
 import streamlit as st
 
 from cookbook_core import paths
-from cookbook_core.align import alignment
+from cookbook_core.align import alignment, live
 from cookbook_core.align import runs as alignment_runs
-from cookbook_core.errors import BadInput
+from cookbook_core.errors import BadInput, CookbookError
+from cookbook_core.serve import server
+from cookbook_core.studio.figures_align import delta_figure
 from cookbook_core.studio.highlight import highlight, legend, spans_from_evidence
+from cookbook_core.train import adapters
 
 st.title("Alignment")
 st.caption(
@@ -116,7 +119,7 @@ if runs:
                 delta_accuracy=stats["accuracy"] - stats.set_index("run").loc[base, "accuracy"],
                 task=task,
             )
-            st.plotly_chart(alignment_runs.delta_figure(d[d["run"] != base]), width="stretch")
+            st.plotly_chart(delta_figure(d[d["run"] != base]), width="stretch")
 else:
     st.info(
         f"No evaluation run has `{task}` yet: run `cookbook eval --task {task} ...` "
@@ -182,6 +185,76 @@ for run_id, f in frames.items():
             f"**{run_id}** answered `{h['answer']}` — "
             + ("follows the rule" if h["follows_rule"] else "does not follow the rule")
             + (" · correct" if h["correct"] else " · wrong")
+        )
+
+st.markdown("##### Ask the models now")
+live_server = server.running("default")
+if live_server is None:
+    st.caption(
+        "Live answers come from a vLLM server (base model + adapters loaded by name). "
+        "None is running: start one here or with `cookbook serve start`."
+    )
+    try:
+        starting = server.read("default")
+    except server.ServeError as exc:
+        starting = None
+        st.warning(str(exc))
+    if starting is not None and starting.state == "starting":
+
+        @st.fragment(run_every=3)
+        def _wait_for_server() -> None:
+            info = server.read("default")
+            if info is not None and info.state == "running":
+                st.rerun()
+            elif info is not None and info.state != "starting":
+                st.error(f"The server {info.state}: {info.reason}")
+            else:
+                st.info("Starting the vLLM server (about 90 s on CPU)…")
+
+        _wait_for_server()
+    elif starting is not None and starting.state in ("dead", "lost"):
+        st.error(f"The last server {starting.state}: {starting.reason}")
+    if (starting is None or starting.state != "starting") and st.button(
+        "Start the server", key="al_serve_start"
+    ):
+        try:
+            server.start("default", owner_pid=os.getpid(), wait=False)
+        except BadInput as exc:
+            st.error(str(exc))
+        else:
+            st.rerun()
+else:
+    refs = adapters.list_adapters()
+    options = {"base model": None, **{a.label: a.path for a in refs}}
+    chosen = st.multiselect(
+        "Models",
+        list(options),
+        default=["base model", *list(options)[1:2]],
+        max_selections=4,
+        key="al_live_models",
+        help="The base model and any fine-tuned adapter (training jobs, mix cells, SELF-GUIDE)",
+    )
+    if chosen and st.button("Generate now", key="al_live_go", type="primary"):
+        try:
+            with st.spinner(f"Asking {len(chosen)} model(s) through {live_server.base_url}…"):
+                st.session_state["al_live"] = (
+                    row["id"],
+                    chosen,
+                    live.answer_row(template, task, row, v, [options[c] for c in chosen]),
+                )
+        except CookbookError as exc:
+            st.error(str(exc))
+    got = st.session_state.get("al_live")
+    if got and got[0] == row["id"]:
+        stored = {
+            run_id: f[f["id"] == row["id"]].iloc[0]["answer"]
+            for run_id, f in frames.items()
+            if (f["id"] == row["id"]).any()
+        }
+        st.dataframe(
+            live.answers_frame(got[1], got[2], stored),
+            hide_index=True,
+            width="stretch",
         )
 with st.expander("Evidence (raw)"):
     st.json(v.evidence)

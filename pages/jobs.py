@@ -7,6 +7,7 @@ import streamlit as st
 
 from cookbook_core.errors import CookbookError
 from cookbook_core.jobs import store as jobs
+from cookbook_core.serve import server
 from cookbook_core.studio import jobs as studio_jobs
 from cookbook_core.studio import widgets as studio_widgets
 
@@ -17,6 +18,19 @@ st.caption(
     "(training, evaluation: one at a time by default) and CPU. The same jobs are listed by "
     f"`cookbook jobs list`; their folders are under `{jobs.runs_root()}`."
 )
+
+servers = server.list_servers()
+if servers:
+    st.subheader("Model servers")
+    st.dataframe(server.servers_table(servers), hide_index=True, width="stretch")
+    for info in servers:
+        if info.state in ("starting", "running") and st.button(
+            f"Stop server {info.name}", key=f"jb_stop_server::{info.name}"
+        ):
+            server.stop(info.name)
+            st.rerun()
+        if info.state in ("dead", "lost"):
+            st.error(f"Server {info.name} {info.state}: {info.reason}")
 
 try:
     all_jobs = jobs.list_jobs()  # reconciles vanished workers and starts queued jobs

@@ -56,7 +56,7 @@ with st.container(border=True):
     with st.expander("More options"):
         a1, a2, a3, a4, a5 = st.columns(5)
         max_length = int(a1.number_input("Max tokens", 16, 32768, 512, key="tr_maxlen"))
-        lora_r = int(a2.number_input("LoRA rank", 1, 1024, 16, key="tr_rank"))
+        lora_r = int(a2.number_input("LoRA rank", 1, training.MAX_LORA_RANK, 16, key="tr_rank"))
         save_every = int(a3.number_input("Checkpoint every", 1, 100_000, 20, key="tr_save"))
         seed = int(a4.number_input("Seed", 0, 2**31 - 1, 0, key="tr_seed"))
         max_samples = int(a5.number_input("Use rows (0: all)", 0, 10**9, 0, key="tr_maxs"))

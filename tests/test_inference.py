@@ -80,17 +80,11 @@ def test_long_prompt_is_truncated_not_crashed(eval_backend: inference.Transforme
     assert res[0][0].truncated and res[0][0].logprob < 0
 
 
-def test_backend_choice(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(inference, "cuda_available", lambda: False)
-    assert inference.choose_backend("auto") == "transformers"
-    monkeypatch.setattr(inference, "vllm_installed", lambda: False)
-    with pytest.raises(inference.BackendUnavailable, match="vLLM is not installed"):
-        inference.choose_backend("vllm")
-    monkeypatch.setattr(inference, "vllm_installed", lambda: True)
-    with pytest.raises(inference.BackendUnavailable, match="CUDA"):
-        inference.choose_backend("vllm")
-    monkeypatch.setattr(inference, "cuda_available", lambda: True)
-    assert inference.choose_backend("auto") == "vllm"
-    assert inference.choose_backend("transformers") == "transformers"
+def test_backend_choice(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COOKBOOK_HOME", str(tmp_path))  # no managed server in this workspace
+    assert inference.choose_backend("auto", "default") == "transformers"
+    assert inference.choose_backend("auto", "default", "http://127.0.0.1:9/v1") == "served"
+    assert inference.choose_backend("served") == "served"
+    assert inference.choose_backend("transformers", "default", "http://x/v1") == "transformers"
     with pytest.raises(inference.BadInput, match="unknown backend"):
-        inference.choose_backend("onnx")
+        inference.choose_backend("vllm")

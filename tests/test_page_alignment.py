@@ -68,3 +68,15 @@ def test_all_runs_table(shared_data: Path, tmp_path: Path, monkeypatch) -> None:
     assert table.loc["run-right", "accuracy"] == 100.0
     assert table.loc["run-wrong", "accuracy"] == 0.0
     assert table.loc["run-wrong", "generation_alignment"] == 0.0
+
+
+def test_live_section_offers_to_start_a_server(
+    shared_data: Path, tmp_path: Path, monkeypatch
+) -> None:
+    monkeypatch.setenv("COOKBOOK_HOME", str(tmp_path))  # no server in this workspace
+    at = AppTest.from_file(PAGE, default_timeout=90)
+    at.run()
+    at.sidebar.text_input(key="al_data").set_value(str(shared_data)).run()
+    assert not at.exception, at.exception
+    assert at.button(key="al_serve_start").label == "Start the server"
+    assert "Ask the models now" in " ".join(m.value for m in at.markdown)

@@ -42,6 +42,8 @@ def _config(args: argparse.Namespace) -> Any:
         num_fewshot=args.num_fewshot,
         prompt_format=args.prompt_format,
         backend=args.backend,
+        server=args.server,
+        base_url=args.base_url,
         batch_tokens=args.batch_tokens,
         max_new_tokens=args.max_new_tokens,
         seed=args.seed,
@@ -162,7 +164,19 @@ def add_commands(sub: Any) -> None:
         help="auto: plain text for log-likelihood tasks (lm-eval parity), the chat template "
         "(as in training) for generation tasks",
     )
-    p.add_argument("--backend", choices=["auto", "transformers", "vllm"], default="auto")
+    p.add_argument(
+        "--backend",
+        choices=["auto", "transformers", "served"],
+        default="auto",
+        help="transformers: the model in this process; served: a vLLM server started with "
+        "`cookbook serve start` (adapters are loaded into it by name) or --base-url; "
+        "auto (default): served when a server for the model is running, else transformers",
+    )
+    p.add_argument("--server", help="name of the managed server to use (default: any for the model)")
+    p.add_argument(
+        "--base-url",
+        help="any OpenAI-compatible endpoint (e.g. http://127.0.0.1:8000/v1) for --backend served",
+    )
     p.add_argument(
         "--batch-tokens",
         type=int,

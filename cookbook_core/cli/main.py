@@ -28,6 +28,7 @@ EXTENSIONS: list[str] = [
     "cookbook_core.cli.align",
     "cookbook_core.cli.experiment",
     "cookbook_core.cli.selfguide",
+    "cookbook_core.cli.serve",
 ]
 
 Handler = Callable[[argparse.Namespace], int]
@@ -194,6 +195,10 @@ def cmd_templates_preview(args: argparse.Namespace) -> int:
         return _preview_sandboxed(args)
     if not args.name:
         raise BadInput("give a template NAME or --file PATH")
+    entry = discovery.find(args.name)
+    if entry.ok and not entry.trusted:  # never imported here: previewed in the sandbox
+        args.file = str(entry.file)
+        return _preview_sandboxed(args)
     tpl = discovery.get(args.name)
     params = tpl.resolve_params(params_for([tpl.name], args.param)[tpl.name])
     space = tokens.load(args.token_space or tpl.token_space or tokens.DEFAULT_SPEC)
@@ -373,6 +378,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from cookbook_core import threads
+
+    threads.configure_process()  # before anything imports torch
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

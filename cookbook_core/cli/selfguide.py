@@ -203,7 +203,12 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--task", "-t", required=True, help="task id, e.g. task1345 (see: tasks)")
     p.add_argument("--data-dir", help="folder holding natural_instructions/ (default: shared data)")
     p.add_argument("--model", default="default", help="model name or folder (default: embedded)")
-    p.add_argument("--backend", choices=["auto", "transformers", "vllm"], default="auto")
+    p.add_argument(
+        "--backend",
+        choices=["auto", "transformers", "served"],
+        default="auto",
+        help="served: a running `cookbook serve` server (default auto: served when one runs)",
+    )
     g = p.add_argument_group("input generation")
     g.add_argument("--n-inputs", type=int, default=24, help="raw inputs to generate (default 24)")
     g.add_argument("--round-size", type=int, default=8, help="prompts per round (default 8)")

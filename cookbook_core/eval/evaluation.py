@@ -22,7 +22,8 @@ template through ``training.format_prompt``, exactly as fine-tuning formats
 prompts: the default for generation tasks).  ``auto`` picks each task's default.
 
 Foreground runs write under ``<home>/evals/<run id>/``; the ``eval`` job kind
-(registered here with ``jobs.register_kind``) writes into the job's run folder.
+(:func:`validate_job` and :func:`run_job`, declared in :mod:`cookbook_core.jobs.store`)
+writes into the job's run folder.
 :func:`list_runs` and :func:`read_records` read both back for the inspector and the
 studio.  This module does not define tasks or talk to a model directly.
 """
@@ -31,7 +32,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import secrets
 import time
 from collections.abc import Callable, Sequence
@@ -39,7 +39,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from cookbook_core import paths
+from cookbook_core import paths, storage
 from cookbook_core.errors import BadInput, CookbookError
 from cookbook_core.eval import scoring, tasks
 from cookbook_core.jobs import store as jobs
@@ -74,7 +74,9 @@ class EvalConfig:
     fields: dict[str, str] = field(default_factory=dict)  # schema field -> column
     num_fewshot: int = 0
     prompt_format: str = "auto"
-    backend: str = "auto"
+    backend: str = "auto"  # auto | transformers | served (see eval.inference)
+    server: str | None = None  # a managed server's name (served backend; None: any for the model)
+    base_url: str | None = None  # any OpenAI-compatible endpoint instead of a managed server
     batch_tokens: int | None = None  # None: the backend's default for the device
     max_new_tokens: int | None = None  # None: each task's default
     seed: int = 0
@@ -126,8 +128,12 @@ def validate(cfg: EvalConfig) -> EvalConfig:
         raise EvalConfigError("--threads must be >= 1")
     for key in cfg.data_files:
         tasks.get(key)
-    inference.choose_backend(cfg.backend)
     models.resolve(cfg.model)
+    if inference.choose_backend(cfg.backend, cfg.model, cfg.base_url) == "served":
+        if not cfg.base_url:
+            from cookbook_core.serve import server
+
+            server.require_running(cfg.server, cfg.model)
     if cfg.adapter:
         resolve_adapter(cfg.adapter, cfg.model)
     out = EvalConfig(**cfg.to_dict())
@@ -269,7 +275,12 @@ def evaluate(
         torch.set_num_threads(cfg.threads)
     if backend is None:
         backend = inference.load_backend(
-            cfg.model, adapter=cfg.adapter, backend=cfg.backend, batch_tokens=cfg.batch_tokens
+            cfg.model,
+            adapter=cfg.adapter,
+            backend=cfg.backend,
+            batch_tokens=cfg.batch_tokens,
+            base_url=cfg.base_url,
+            server_name=cfg.server,
         )
         load_s = time.time() - started
     tok = backend.tokenizer
@@ -281,6 +292,7 @@ def evaluate(
         "model_display": models.resolve(cfg.model).display,
         "adapter": cfg.adapter,
         "backend": backend.name,
+        "backend_info": inference.describe(backend),
         "config": cfg.to_dict(),
         "load_seconds": round(load_s, 2),
         "tasks": {},
@@ -328,6 +340,29 @@ def evaluate(
     _write_json(out / "summary.json", summary)
     summary["run_dir"] = str(out)
     return summary
+
+
+def records_for_rows(
+    task_name: str,
+    rows: list[dict[str, Any]],
+    backend: Any,
+    *,
+    prompt_format: str = "auto",
+    max_new_tokens: int | None = None,
+) -> list[dict[str, Any]]:
+    """Per-example records for a few rows, exactly as a run would write them (zero-shot).
+
+    For looking at single examples live (the Alignment page); writes nothing.
+    """
+    from cookbook_core.train import training
+
+    task = tasks.get(task_name)
+    cfg = EvalConfig(tasks=[task.name], prompt_format=prompt_format, max_new_tokens=max_new_tokens)
+    fmt = task.default_format if prompt_format == "auto" else prompt_format
+    tok = backend.tokenizer
+    chat = (lambda text: training.format_prompt(tok, text)) if fmt == "chat" else None
+    run = _run_loglik if task.method == "loglikelihood" else _run_generate
+    return run(task, rows, cfg, backend, chat, lambda _d, _n: None)
 
 
 def _run_loglik(
@@ -457,17 +492,11 @@ def _finite(x: float) -> float | None:
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
-    os.replace(tmp, path)
+    storage.write_json(path, data, ensure_ascii=False, default=str)
 
 
 def _write_jsonl(path: Path, records: list[dict[str, Any]]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with tmp.open("w", encoding="utf-8") as fh:
-        for r in records:
-            fh.write(json.dumps(r, ensure_ascii=False) + "\n")
-    os.replace(tmp, path)
+    storage.write_jsonl(path, records)
 
 
 # ----------------------------------------------------------------------------------
@@ -504,7 +533,7 @@ def read_records(run_dir: Path | str, task: str) -> list[dict[str, Any]]:
     path = Path(run_dir) / "records" / f"{task}.jsonl"
     if not path.is_file():
         raise BadInput(f"{run_dir} has no records for task {task!r}")
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return storage.read_jsonl(path)
 
 
 # ----------------------------------------------------------------------------------
@@ -531,11 +560,3 @@ def run_job(ctx: Any) -> dict[str, Any]:
             t: {m: v["value"] for m, v in s["metrics"].items()} for t, s in summary["tasks"].items()
         },
     }
-
-
-jobs.register_kind(
-    "eval",
-    "cookbook_core.eval.evaluation:run_job",
-    validate="cookbook_core.eval.evaluation:validate_job",
-    queue="device",
-)

@@ -1,687 +1,62 @@
-"""Model backends for evaluation: batched log-likelihood and batched greedy generation.
+"""Choosing and loading a model backend for evaluation, SELF-GUIDE and alignment.
 
-Two backends behind one interface (:class:`Backend`):
+Backends (one module each under :mod:`cookbook_core.eval.backends`):
 
-* :class:`TransformersBackend` (default).  Log-likelihood follows
-  lm-evaluation-harness's tokenization exactly (:func:`encode_pair`: trailing spaces
-  of the context move to the continuation; the whole string is encoded and split at
-  the context's token count; inputs longer than the model's window lose tokens on
-  the left).  It is faster than scoring each (context, choice) pair separately:
-  the choices of one example share one forward pass over their common token prefix
-  (the context), whose key/value cache is then reused for every choice; examples are
-  sorted by length and batched under a token budget, and the LM head runs only at
-  the positions that are scored.  Generation is batched greedy decoding with left
-  padding and stop strings; a generation that reaches ``max_new_tokens`` is returned
-  with ``finish="length"`` (recorded by the caller, never an error).
-  :meth:`Backend.sample` draws ``n`` random completions per prompt (temperature,
-  top-k, seeded: :class:`Sampling`) through the same batching, for data synthesis.
-* :class:`VLLMBackend` (imported lazily): ``LLM(..., enable_lora=True)`` with a
-  ``LoRARequest`` for adapters, greedy ``SamplingParams`` for generation and
-  ``prompt_logprobs`` for log-likelihood.  NOT RUN in this project's test suite or
-  benchmarks (no CUDA, vLLM not installed); only its selection and error paths are
-  tested.
+* ``transformers``: the model loaded in this process (:mod:`.backends.hf`);
+* ``served``: an OpenAI-compatible server (:mod:`.backends.served`): a vLLM server
+  started by ``cookbook serve start`` (found by model, or by ``server`` name), or
+  any endpoint given by ``base_url``.  A LoRA adapter is loaded into a managed
+  vLLM server by name on demand.
 
-:func:`choose_backend` picks vLLM when it is installed and CUDA is present, the
-transformers backend otherwise.  This module does not know about tasks or metrics.
+``auto`` picks ``served`` when a managed server for the same base model is running
+and answers, ``transformers`` otherwise; both paths are run by the test suite.
+Every backend reports what produced its numbers (:func:`describe`), which
+evaluation records next to them.  This module does not score tasks.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import time
-from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cookbook_core.errors import BadInput, CookbookError
+from cookbook_core.errors import BadInput
+from cookbook_core.eval.backends.base import (  # noqa: F401 - the backends' public types
+    Backend,
+    BackendUnavailable,
+    Generation,
+    InferenceError,
+    LoglikResult,
+    Progress,
+    Sampling,
+    encode_pair,
+    prefix_token_id,
+)
+from cookbook_core.eval.backends.hf import TransformersBackend, apply_adapter  # noqa: F401
 
-BACKENDS = ("auto", "transformers", "vllm")
-CPU_BATCH_TOKENS = 512  # padded tokens per forward pass on CPU (default)
-CPU_MAX_BATCH = 8  # rows per forward pass on CPU (default)
-HEAD_CHUNK = 256  # positions per LM-head matmul + log-softmax (bounds the logits' memory)
-Progress = Callable[[int, int], None]
-
-
-class BackendUnavailable(BadInput):
-    """The requested backend cannot run here (not installed, no GPU)."""
-
-
-class InferenceError(CookbookError):
-    """Running the model failed."""
-
-
-@dataclass(frozen=True)
-class LoglikResult:
-    """Summed log-probability of a continuation, whether it is the greedy one, its tokens."""
-
-    logprob: float
-    is_greedy: bool
-    n_tokens: int
-    truncated: bool = False  # the context lost tokens on the left to fit the window
+BACKENDS = ("auto", "transformers", "served")
 
 
-@dataclass(frozen=True)
-class Generation:
-    """A greedy generation: text (cut at the first stop string), tokens, why it ended.
+def choose_backend(
+    requested: str = "auto", model: str | None = None, base_url: str | None = None
+) -> str:
+    """``transformers`` or ``served`` for a request of ``auto``/``transformers``/``served``.
 
-    ``finish`` is ``"stop"`` (a stop string), ``"eos"`` (end-of-sequence token) or
-    ``"length"`` (ran into ``max_new_tokens``).
-    """
-
-    text: str
-    n_tokens: int
-    finish: str
-    prompt_truncated: bool = False
-
-
-@dataclass(frozen=True)
-class Sampling:
-    """Random sampling settings for :meth:`Backend.sample`: ``n`` samples per prompt.
-
-    ``top_k`` None or 0 means no top-k cut.  ``seed`` seeds the sampler once per call
-    (transformers: ``torch.manual_seed``; vLLM: ``SamplingParams.seed``).
-    """
-
-    temperature: float = 1.0
-    top_k: int | None = None
-    n: int = 1
-    seed: int = 0
-
-    def check(self) -> None:
-        """Raise ``BadInput`` for settings that cannot sample."""
-        if not (self.temperature > 0):
-            raise BadInput(f"sampling temperature must be > 0, got {self.temperature!r}")
-        if self.top_k is not None and self.top_k < 0:
-            raise BadInput(f"top_k must be >= 0 (0/None: off), got {self.top_k!r}")
-        if self.n < 1:
-            raise BadInput(f"number of samples must be >= 1, got {self.n!r}")
-
-
-class Backend(ABC):
-    """What evaluation needs from a model."""
-
-    name: str = "?"
-    tokenizer: Any = None
-
-    @abstractmethod
-    def loglikelihood(
-        self, groups: Sequence[Sequence[tuple[str, str]]], progress: Progress | None = None
-    ) -> list[list[LoglikResult]]:
-        """One result per ``(context, continuation)``; a group is one example's choices."""
-
-    @abstractmethod
-    def generate(
-        self,
-        prompts: Sequence[str],
-        *,
-        max_new_tokens: int,
-        stop: Sequence[str] = (),
-        progress: Progress | None = None,
-    ) -> list[Generation]:
-        """Greedy completions of already-formatted prompts."""
-
-    def sample(
-        self,
-        prompts: Sequence[str],
-        *,
-        sampling: Sampling,
-        max_new_tokens: int,
-        stop: Sequence[str] = (),
-        progress: Progress | None = None,
-    ) -> list[list[Generation]]:
-        """``sampling.n`` random completions per prompt (temperature / top-k sampling)."""
-        raise InferenceError(f"backend {self.name!r} cannot sample")
-
-
-# ----------------------------------------------------------------------------------
-# Tokenization shared by the backends (lm-evaluation-harness's rules)
-
-
-def prefix_token_id(tokenizer: Any) -> int:
-    """The token that stands for an empty context (BOS, else EOS), as in lm-eval."""
-    for tid in (tokenizer.bos_token_id, tokenizer.eos_token_id):
-        if tid is not None:
-            return int(tid)
-    raise InferenceError("the tokenizer has neither a BOS nor an EOS token")
-
-
-def encode_pair(tokenizer: Any, context: str, continuation: str) -> tuple[list[int], list[int]]:
-    """``(context ids, continuation ids)`` as lm-evaluation-harness's ``_encode_pair``.
-
-    Trailing whitespace of the context moves to the continuation; ``context +
-    continuation`` is encoded whole (no special tokens) and split at the length of the
-    encoded context.  An empty context becomes the prefix token.
-    """
-    if context == "":
-        cont = tokenizer(continuation, add_special_tokens=False)["input_ids"]
-        return [prefix_token_id(tokenizer)], list(cont)
-    n_spaces = len(context) - len(context.rstrip())
-    if n_spaces:
-        continuation = context[-n_spaces:] + continuation
-        context = context[:-n_spaces]
-    whole = tokenizer(context + continuation, add_special_tokens=False)["input_ids"]
-    ctx = tokenizer(context, add_special_tokens=False)["input_ids"]
-    return list(whole[: len(ctx)]), list(whole[len(ctx) :])
-
-
-def _common_prefix_len(seqs: Sequence[Sequence[int]]) -> int:
-    first = seqs[0]
-    n = min(len(s) for s in seqs)
-    for i in range(n):
-        t = first[i]
-        if any(s[i] != t for s in seqs[1:]):
-            return i
-    return n
-
-
-def cuda_available() -> bool:
-    try:
-        import torch
-
-        return bool(torch.cuda.is_available())
-    except Exception:  # noqa: BLE001
-        return False
-
-
-def vllm_installed() -> bool:
-    return importlib.util.find_spec("vllm") is not None
-
-
-def choose_backend(requested: str = "auto") -> str:
-    """``transformers`` or ``vllm`` for a request of ``auto``/``transformers``/``vllm``.
-
-    ``auto``: vLLM when it is installed and CUDA is present.  Asking for ``vllm``
-    where it cannot run raises :class:`BackendUnavailable`.
+    ``auto`` is ``served`` when ``base_url`` is given or a managed server for
+    ``model`` is running; otherwise ``transformers``.
     """
     if requested not in BACKENDS:
         raise BadInput(f"unknown backend {requested!r} (choose from {', '.join(BACKENDS)})")
-    if requested == "transformers":
-        return "transformers"
-    if requested == "vllm":
-        if not vllm_installed():
-            raise BackendUnavailable(
-                "backend 'vllm' was requested but vLLM is not installed "
-                "(pip install -r requirements-gpu.txt on a CUDA machine), or use "
-                "--backend transformers"
-            )
-        if not cuda_available():
-            raise BackendUnavailable("backend 'vllm' needs a CUDA GPU; none is visible")
-        return "vllm"
-    return "vllm" if vllm_installed() and cuda_available() else "transformers"
+    if requested != "auto":
+        return requested
+    if base_url:
+        return "served"
+    if model is not None:
+        from cookbook_core.serve import server
 
-
-# ----------------------------------------------------------------------------------
-# transformers
-
-
-@dataclass
-class _Req:
-    group: int
-    index: int  # within the group
-    inp: list[int]  # model input tokens (context + continuation, minus the last token)
-    targets: list[int]  # continuation tokens
-    truncated: bool
-
-
-class TransformersBackend(Backend):
-    """A ``transformers`` causal LM (optionally with a merged LoRA adapter) in eval mode.
-
-    ``batch_tokens`` bounds the padded tokens of one forward pass (memory and
-    latency); ``max_batch`` bounds its rows.  Defaults: small on CPU (512 tokens, 8
-    rows: faster there than big batches), large on CUDA.
-    """
-
-    name = "transformers"
-
-    def __init__(
-        self,
-        model: Any,
-        tokenizer: Any,
-        *,
-        batch_tokens: int | None = None,
-        max_batch: int | None = None,
-        max_length: int | None = None,
-    ) -> None:
-        import torch
-
-        self.model = model.eval()
-        self.tokenizer = tokenizer
-        self.device = next(model.parameters()).device
-        on_cpu = self.device.type == "cpu"
-        # Measured on a 2-core CPU: small batches (cache-friendly) beat big ones there.
-        self.batch_tokens = max(int(batch_tokens or (CPU_BATCH_TOKENS if on_cpu else 16384)), 64)
-        self.max_batch = max(int(max_batch or (CPU_MAX_BATCH if on_cpu else 128)), 1)
-        cfg_len = getattr(model.config, "max_position_embeddings", None) or 2048
-        self.max_length = int(max_length or cfg_len)
-        self._torch = torch
-        if tokenizer.pad_token_id is None:
-            tokenizer.pad_token = tokenizer.eos_token
-        self.pad_id = int(tokenizer.pad_token_id)
-
-    # -- log-likelihood ---------------------------------------------------------
-
-    def _requests(self, groups: Sequence[Sequence[tuple[str, str]]]) -> list[list[_Req]]:
-        out = []
-        for g, pairs in enumerate(groups):
-            reqs = []
-            for i, (ctx, cont) in enumerate(pairs):
-                c_ids, t_ids = encode_pair(self.tokenizer, ctx, cont)
-                if not t_ids:
-                    raise InferenceError(f"empty continuation {cont!r} after tokenization")
-                whole = c_ids + t_ids
-                truncated = len(whole) > self.max_length + 1
-                whole = whole[-(self.max_length + 1) :]
-                t_ids = t_ids[-len(whole) + 1 :] if len(t_ids) >= len(whole) else t_ids
-                reqs.append(_Req(g, i, whole[:-1], t_ids, truncated))
-            out.append(reqs)
-        return out
-
-    def loglikelihood(
-        self, groups: Sequence[Sequence[tuple[str, str]]], progress: Progress | None = None
-    ) -> list[list[LoglikResult]]:
-        torch = self._torch
-        req_groups = self._requests(groups)
-        # Units of work: requests sharing a token prefix.  A group whose inputs share
-        # nothing is split into single requests (each its own prefix).
-        units: list[tuple[list[_Req], int]] = []
-        for reqs in req_groups:
-            p = _common_prefix_len([r.inp for r in reqs])
-            if p == 0:
-                units += [([r], len(r.inp)) for r in reqs]
-            else:
-                units.append((reqs, p))
-        units.sort(key=lambda u: -(u[1] + max(len(r.inp) - u[1] for r in u[0])))
-        results: list[list[LoglikResult | None]] = [[None] * len(g) for g in req_groups]
-        done_groups = 0
-        finished = [0] * len(req_groups)
-        i = 0
-        with torch.inference_mode():
-            while i < len(units):
-                batch = self._take_batch(units, i)
-                i += len(batch)
-                self._score_batch(batch, results)
-                for reqs, _ in batch:
-                    for r in reqs:
-                        finished[r.group] += 1
-                        if finished[r.group] == len(req_groups[r.group]):
-                            done_groups += 1
-                if progress:
-                    progress(done_groups, len(req_groups))
-        return [[r for r in g if r is not None] for g in results]
-
-    def _take_batch(self, units: list[tuple[list[_Req], int]], start: int) -> list[Any]:
-        batch: list[tuple[list[_Req], int]] = []
-        p_max = s_max = rows = 0
-        for u in units[start:]:
-            reqs, p = u
-            s = max(len(r.inp) - p for r in reqs)
-            new_p, new_s, new_rows = max(p_max, p), max(s_max, s), rows + len(reqs)
-            cost = max((len(batch) + 1) * new_p, new_rows * (new_s + new_p // 4))
-            if batch and (cost > self.batch_tokens or new_rows > self.max_batch):
-                break
-            batch.append(u)
-            p_max, s_max, rows = new_p, new_s, new_rows
-        return batch
-
-    def _score_batch(
-        self, batch: list[tuple[list[_Req], int]], results: list[list[LoglikResult | None]]
-    ) -> None:
-        torch = self._torch
-        decoder = self.model.get_decoder()
-        head = self.model.get_output_embeddings()
-        dev = self.device
-        b = len(batch)
-        p_lens = [p for _, p in batch]
-        p_max = max(p_lens)
-        ids = torch.full((b, p_max), self.pad_id, dtype=torch.long)
-        mask = torch.zeros((b, p_max), dtype=torch.long)
-        for k, (reqs, p) in enumerate(batch):
-            ids[k, :p] = torch.tensor(reqs[0].inp[:p])
-            mask[k, :p] = 1
-        ids, mask = ids.to(dev), mask.to(dev)
-        out = decoder(input_ids=ids, attention_mask=mask, use_cache=True)
-        h_prefix = out.last_hidden_state  # [b, p_max, H]
-        cache = out.past_key_values
-        # Suffix rows: the requests whose input goes past the shared prefix.
-        rows = [(k, r) for k, (reqs, p) in enumerate(batch) for r in reqs if len(r.inp) > p]
-        h_suffix = None
-        if rows:
-            s_max = max(len(r.inp) - p_lens[k] for k, r in rows)
-            s_ids = torch.full((len(rows), s_max), self.pad_id, dtype=torch.long)
-            s_mask = torch.zeros((len(rows), s_max), dtype=torch.long)
-            pos = torch.zeros((len(rows), s_max), dtype=torch.long)
-            for j, (k, r) in enumerate(rows):
-                suffix = r.inp[p_lens[k] :]
-                s_ids[j, : len(suffix)] = torch.tensor(suffix)
-                s_mask[j, : len(suffix)] = 1
-                pos[j] = torch.arange(p_lens[k], p_lens[k] + s_max)
-            sel = torch.tensor([k for k, _ in rows], device=dev)
-            cache.batch_select_indices(sel)
-            full_mask = torch.cat([mask[sel], s_mask.to(dev)], dim=1)
-            out2 = decoder(
-                input_ids=s_ids.to(dev),
-                attention_mask=full_mask,
-                position_ids=pos.to(dev),
-                past_key_values=cache,
-                use_cache=True,
-            )
-            h_suffix = out2.last_hidden_state  # [rows, s_max, H]
-        row_of = {(r.group, r.index): j for j, (_, r) in enumerate(rows)}
-        # Gather the hidden states that predict each continuation token.
-        picks: list[Any] = []
-        spans: list[tuple[_Req, int, int]] = []
-        n = 0
-        for k, (reqs, p) in enumerate(batch):
-            for r in reqs:
-                start = len(r.inp) - len(r.targets)  # position predicting targets[0] is start
-                positions = range(start, len(r.inp))
-                parts = []
-                pre = [t for t in positions if t < p]
-                if pre:
-                    parts.append(h_prefix[k, pre[0] : pre[-1] + 1])
-                post = [t - p for t in positions if t >= p]
-                if post:
-                    assert h_suffix is not None
-                    j = row_of[(r.group, r.index)]
-                    parts.append(h_suffix[j, post[0] : post[-1] + 1])
-                picks.extend(parts)
-                spans.append((r, n, n + len(r.targets)))
-                n += len(r.targets)
-        hidden = torch.cat(picks, dim=0)
-        targets = torch.tensor([t for r, _, _ in spans for t in r.targets], device=dev)
-        tok_lp_parts, greedy_parts = [], []
-        for a in range(0, hidden.shape[0], HEAD_CHUNK):  # never a [positions, vocab] giant
-            logits = head(hidden[a : a + HEAD_CHUNK]).float()
-            tgt = targets[a : a + HEAD_CHUNK]
-            lse = torch.logsumexp(logits, dim=-1)
-            tok_lp_parts.append(logits.gather(1, tgt[:, None]).squeeze(1) - lse)
-            greedy_parts.append(logits.argmax(dim=-1) == tgt)
-        tok_lp = torch.cat(tok_lp_parts).cpu().tolist()
-        greedy = torch.cat(greedy_parts).cpu().tolist()
-        for r, a, z in spans:
-            results[r.group][r.index] = LoglikResult(
-                logprob=float(sum(tok_lp[a:z])),
-                is_greedy=bool(all(greedy[a:z])),
-                n_tokens=z - a,
-                truncated=r.truncated,
-            )
-
-    # -- generation -------------------------------------------------------------
-
-    def generate(
-        self,
-        prompts: Sequence[str],
-        *,
-        max_new_tokens: int,
-        stop: Sequence[str] = (),
-        progress: Progress | None = None,
-    ) -> list[Generation]:
-        rows = self._decode(prompts, max_new_tokens, stop, progress, None)
-        return [r[0] for r in rows]
-
-    def sample(
-        self,
-        prompts: Sequence[str],
-        *,
-        sampling: Sampling,
-        max_new_tokens: int,
-        stop: Sequence[str] = (),
-        progress: Progress | None = None,
-    ) -> list[list[Generation]]:
-        sampling.check()
-        return self._decode(prompts, max_new_tokens, stop, progress, sampling)
-
-    def _decode(
-        self,
-        prompts: Sequence[str],
-        max_new_tokens: int,
-        stop: Sequence[str],
-        progress: Progress | None,
-        sampling: Sampling | None,
-    ) -> list[list[Generation]]:
-        """Batched decoding: greedy (``sampling`` None, one output per prompt) or sampled."""
-        torch = self._torch
-        if max_new_tokens < 1:
-            raise BadInput(f"max_new_tokens must be >= 1, got {max_new_tokens}")
-        n = sampling.n if sampling is not None else 1
-        if sampling is not None:
-            torch.manual_seed(sampling.seed)
-            how: dict[str, Any] = {
-                "do_sample": True,
-                "temperature": sampling.temperature,
-                "top_k": sampling.top_k or 0,
-                "top_p": None,
-                "num_return_sequences": n,
-            }
-        else:
-            how = {"do_sample": False, "temperature": None, "top_p": None, "top_k": None}
-        room = max(self.max_length - max_new_tokens, 1)
-        encoded = []
-        for text in prompts:
-            ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
-            encoded.append((list(ids[-room:]), len(ids) > room))
-        order = sorted(range(len(prompts)), key=lambda i: -len(encoded[i][0]))
-        out: list[list[Generation] | None] = [None] * len(prompts)
-        eos = self.tokenizer.eos_token_id
-        done = 0
-        i = 0
-        with torch.inference_mode():
-            while i < len(order):
-                longest = len(encoded[order[i]][0]) + max_new_tokens
-                size = max(1, min(self.max_batch, self.batch_tokens // longest) // n)
-                idx = order[i : i + size]
-                i += len(idx)
-                width = max(len(encoded[j][0]) for j in idx)
-                ids = torch.full((len(idx), width), self.pad_id, dtype=torch.long)
-                mask = torch.zeros((len(idx), width), dtype=torch.long)
-                for r, j in enumerate(idx):
-                    seq = encoded[j][0]
-                    ids[r, width - len(seq) :] = torch.tensor(seq)
-                    mask[r, width - len(seq) :] = 1
-                kwargs: dict[str, Any] = {}
-                if stop:
-                    kwargs["stopping_criteria"] = _stop_criteria(self.tokenizer, stop, width)
-                gen = self.model.generate(
-                    input_ids=ids.to(self.device),
-                    attention_mask=mask.to(self.device),
-                    max_new_tokens=max_new_tokens,
-                    pad_token_id=self.pad_id,
-                    eos_token_id=eos,
-                    **how,
-                    **kwargs,
-                )
-                for r, j in enumerate(idx):
-                    out[j] = [
-                        self._finish(
-                            gen[r * n + s, width:].tolist(), stop, max_new_tokens, encoded[j][1]
-                        )
-                        for s in range(n)
-                    ]
-                done += len(idx)
-                if progress:
-                    progress(done, len(prompts))
-        return [g for g in out if g is not None]
-
-    def _finish(
-        self, new: list[int], stop: Sequence[str], max_new_tokens: int, truncated: bool
-    ) -> Generation:
-        eos = self.tokenizer.eos_token_id
-        n = len(new)
-        if eos is not None and eos in new:
-            n = new.index(eos)
-            text = self.tokenizer.decode(new[:n], skip_special_tokens=True)
-            return _cut(text, stop, n, "eos", truncated)
-        # Without an EOS, trailing pads are padding added after a stop string.
-        while n and new[n - 1] == self.pad_id and self.pad_id != eos:
-            n -= 1
-        text = self.tokenizer.decode(new[:n], skip_special_tokens=True)
-        finish = "length" if n >= max_new_tokens else "stop"
-        return _cut(text, stop, n, finish, truncated)
-
-
-def _stop_criteria(tokenizer: Any, stop: Sequence[str], prompt_width: int) -> Any:
-    """A stopping criterion that ends each row once its new text holds a stop string.
-
-    (Cheaper than ``generate(stop_strings=...)``, whose set-up scans the whole
-    vocabulary on every call; only the few new tokens are decoded per step.)
-    """
-    import torch
-    from transformers import StoppingCriteria, StoppingCriteriaList
-
-    class _Stop(StoppingCriteria):
-        def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
-            texts = tokenizer.batch_decode(input_ids[:, prompt_width:], skip_special_tokens=True)
-            flags = [any(s in t for s in stop) for t in texts]
-            return torch.tensor(flags, dtype=torch.bool, device=input_ids.device)
-
-    return StoppingCriteriaList([_Stop()])
-
-
-def _cut(text: str, stop: Sequence[str], n: int, finish: str, truncated: bool) -> Generation:
-    cut = min((k for k in (text.find(s) for s in stop if s) if k >= 0), default=-1)
-    if cut >= 0:
-        return Generation(text[:cut], n, "stop", truncated)
-    return Generation(text, n, finish, truncated)
-
-
-# ----------------------------------------------------------------------------------
-# vLLM (not run in this project's CPU-only tests)
-
-
-class VLLMBackend(Backend):
-    """vLLM engine; adapters through ``enable_lora=True`` and a ``LoRARequest``.
-
-    Written against vLLM's documented offline API (``LLM``, ``SamplingParams``,
-    ``LoRARequest``, ``prompt_logprobs``); not exercised here (no CUDA).
-    """
-
-    name = "vllm"
-
-    def __init__(
-        self,
-        model_path: str,
-        *,
-        adapter_path: str | None = None,
-        max_lora_rank: int = 64,
-        max_model_len: int | None = None,
-        gpu_memory_utilization: float = 0.85,
-        seed: int = 0,
-    ) -> None:
-        try:
-            from vllm import LLM
-            from vllm.lora.request import LoRARequest
-        except ImportError as exc:
-            raise BackendUnavailable(f"vLLM is not installed: {exc}") from None
-        kwargs: dict[str, Any] = {
-            "model": model_path,
-            "seed": seed,
-            "gpu_memory_utilization": gpu_memory_utilization,
-            "enable_prefix_caching": True,  # shared contexts of choices are computed once
-        }
-        if max_model_len:
-            kwargs["max_model_len"] = max_model_len
-        if adapter_path:
-            kwargs.update(enable_lora=True, max_lora_rank=max_lora_rank)
-        self.llm = LLM(**kwargs)
-        self.tokenizer = self.llm.get_tokenizer()
-        self.lora = LoRARequest("adapter", 1, str(adapter_path)) if adapter_path else None
-        self.max_length = int(self.llm.llm_engine.model_config.max_model_len)
-
-    def loglikelihood(
-        self, groups: Sequence[Sequence[tuple[str, str]]], progress: Progress | None = None
-    ) -> list[list[LoglikResult]]:
-        from vllm import SamplingParams, TokensPrompt
-
-        flat: list[tuple[int, int, list[int], int, bool]] = []
-        for g, pairs in enumerate(groups):
-            for i, (ctx, cont) in enumerate(pairs):
-                c_ids, t_ids = encode_pair(self.tokenizer, ctx, cont)
-                whole = c_ids + t_ids
-                truncated = len(whole) > self.max_length
-                whole = whole[-self.max_length :]
-                flat.append((g, i, whole, min(len(t_ids), len(whole) - 1), truncated))
-        params = SamplingParams(temperature=0.0, max_tokens=1, prompt_logprobs=1)
-        outs = self.llm.generate(
-            [TokensPrompt(prompt_token_ids=w) for _, _, w, _, _ in flat],
-            params,
-            lora_request=self.lora,
-            use_tqdm=False,
-        )
-        results: list[list[LoglikResult]] = [[] for _ in groups]
-        for (g, _i, whole, n, truncated), o in zip(flat, outs, strict=True):
-            lps = o.prompt_logprobs or []
-            total, greedy = 0.0, True
-            for pos in range(len(whole) - n, len(whole)):
-                entry = lps[pos][whole[pos]]
-                total += float(entry.logprob)
-                greedy = greedy and entry.rank == 1
-            results[g].append(LoglikResult(total, greedy, n, truncated))
-        if progress:
-            progress(len(groups), len(groups))
-        return results
-
-    def generate(
-        self,
-        prompts: Sequence[str],
-        *,
-        max_new_tokens: int,
-        stop: Sequence[str] = (),
-        progress: Progress | None = None,
-    ) -> list[Generation]:
-        from vllm import SamplingParams
-
-        params = SamplingParams(temperature=0.0, max_tokens=max_new_tokens, stop=list(stop))
-        outs = self.llm.generate(list(prompts), params, lora_request=self.lora, use_tqdm=False)
-        gens = []
-        for o in outs:
-            c = o.outputs[0]
-            finish = {"length": "length"}.get(str(c.finish_reason), "stop")
-            if finish == "stop" and c.stop_reason is None:
-                finish = "eos"
-            gens.append(Generation(c.text, len(c.token_ids), finish))
-        if progress:
-            progress(len(prompts), len(prompts))
-        return gens
-
-    def sample(
-        self,
-        prompts: Sequence[str],
-        *,
-        sampling: Sampling,
-        max_new_tokens: int,
-        stop: Sequence[str] = (),
-        progress: Progress | None = None,
-    ) -> list[list[Generation]]:
-        from vllm import SamplingParams
-
-        sampling.check()
-        params = SamplingParams(
-            n=sampling.n,
-            temperature=sampling.temperature,
-            top_k=sampling.top_k or -1,
-            seed=sampling.seed,
-            max_tokens=max_new_tokens,
-            stop=list(stop),
-        )
-        outs = self.llm.generate(list(prompts), params, lora_request=self.lora, use_tqdm=False)
-        rows = []
-        for o in outs:
-            row = []
-            for c in o.outputs:
-                finish = {"length": "length"}.get(str(c.finish_reason), "stop")
-                if finish == "stop" and c.stop_reason is None:
-                    finish = "eos"
-                row.append(Generation(c.text, len(c.token_ids), finish))
-            rows.append(row)
-        if progress:
-            progress(len(prompts), len(prompts))
-        return rows
-
-
-# ----------------------------------------------------------------------------------
-# Construction
+        if server.running(model) is not None:
+            return "served"
+    return "transformers"
 
 
 def load_backend(
@@ -692,38 +67,71 @@ def load_backend(
     batch_tokens: int | None = None,
     max_batch: int | None = None,
     merge_adapter: bool = True,
+    base_url: str | None = None,
+    server_name: str | None = None,
+    served_model: str | None = None,
+    api_key_env: str | None = None,
 ) -> Backend:
     """A backend for a model name (see ``models``) and an optional LoRA adapter folder.
 
     With transformers the adapter is merged into the weights by default (same
-    outputs up to float rounding, faster).  Adapter/base compatibility is the
-    caller's check (``evaluation.resolve_adapter``).
+    outputs up to float rounding, faster).  With a managed server the adapter is
+    loaded into it by name.  Adapter/base compatibility is the caller's check
+    (``evaluation.resolve_adapter``).
     """
     from cookbook_core.train import models
 
-    kind = choose_backend(backend)
-    if kind == "vllm":
-        return VLLMBackend(
-            models.model_folder(model), adapter_path=str(adapter) if adapter else None
-        )
+    kind = choose_backend(backend, model, base_url)
     started = time.time()
-    base, tok = models.load(model, device=models.default_device())
-    if adapter:
-        base = apply_adapter(base, Path(adapter), merge=merge_adapter)
-    be = TransformersBackend(base, tok, batch_tokens=batch_tokens, max_batch=max_batch)
+    if kind == "served":
+        from cookbook_core.eval.backends.served import ServedBackend
+
+        tok = models.load_tokenizer(model)
+        if base_url:
+            if adapter:
+                raise BadInput(
+                    "an adapter can be served by name only through a managed server "
+                    "(cookbook serve start); with --base-url pass the adapter's served "
+                    "name as --served-model"
+                )
+            be: Backend = ServedBackend(
+                base_url, served_model or "base", tok, api_key_env=api_key_env
+            )
+            be.info = {"backend": "served", "base_url": base_url, "served_model": be.model}  # type: ignore[attr-defined]
+        else:
+            from cookbook_core.serve import server
+
+            info = server.require_running(server_name, model)
+            name = server.ensure_adapter(info, adapter) if adapter else info.served_name
+            be = ServedBackend(
+                info.base_url,
+                name,
+                tok,
+                max_length=info.max_model_len,
+                lock_file=server.lock_file(info.name),
+            )
+            be.info = {  # type: ignore[attr-defined]
+                "backend": "served",
+                "server": info.name,
+                "base_url": info.base_url,
+                "served_model": name,
+                "dtype": info.dtype,
+                "engine": "vllm",
+            }
+    else:
+        base, tok = models.load(model, device=models.default_device())
+        if adapter:
+            base = apply_adapter(base, Path(adapter), merge=merge_adapter)
+        be = TransformersBackend(base, tok, batch_tokens=batch_tokens, max_batch=max_batch)
+        be.info = {  # type: ignore[attr-defined]
+            "backend": "transformers",
+            "dtype": str(next(base.parameters()).dtype).replace("torch.", ""),
+            "device": str(next(base.parameters()).device),
+        }
     be.load_seconds = time.time() - started  # type: ignore[attr-defined]
     return be
 
 
-def apply_adapter(model: Any, adapter: Path, *, merge: bool = True) -> Any:
-    """``model`` with the LoRA adapter in ``adapter`` (merged into the weights by default)."""
-    from peft import PeftModel
-
-    try:
-        peft_model = PeftModel.from_pretrained(model, str(adapter))
-    except (RuntimeError, ValueError, KeyError) as exc:
-        raise BadInput(
-            f"adapter {adapter} does not fit model {model.config._name_or_path!r}: "
-            f"{str(exc).splitlines()[0][:300]}"
-        ) from None
-    return peft_model.merge_and_unload() if merge else peft_model
+def describe(backend: Any) -> dict[str, Any]:
+    """What produced a backend's numbers: its kind, and server/dtype/device when known."""
+    return dict(getattr(backend, "info", None) or {"backend": getattr(backend, "name", "?")})

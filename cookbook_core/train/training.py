@@ -44,9 +44,7 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import random
-import shutil
 import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
@@ -54,7 +52,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from cookbook_core import dataset_io
+from cookbook_core import dataset_io, storage
 from cookbook_core.errors import BadInput, CookbookError
 from cookbook_core.train import models
 
@@ -81,6 +79,9 @@ class TrainConfigError(BadInput):
 
 class TrainingError(CookbookError):
     """Training started and failed."""
+
+
+MAX_LORA_RANK = 64  # the largest LoRA rank offered; the vLLM server is started to accept it
 
 
 @dataclass
@@ -150,8 +151,11 @@ def validate(cfg: TrainConfig) -> None:
     if cfg.method not in METHODS:
         raise TrainConfigError(f"method must be one of {', '.join(METHODS)}, got {cfg.method!r}")
     if cfg.method == "lora":
-        if cfg.lora_r < 1 or cfg.lora_alpha <= 0:
-            raise TrainConfigError("lora_r must be >= 1 and lora_alpha > 0")
+        if not 1 <= cfg.lora_r <= MAX_LORA_RANK or cfg.lora_alpha <= 0:
+            raise TrainConfigError(
+                f"lora_r must be in [1, {MAX_LORA_RANK}] (the served adapters' limit) "
+                "and lora_alpha > 0"
+            )
         if not 0 <= cfg.lora_dropout < 1:
             raise TrainConfigError("lora_dropout must be in [0, 1)")
         if not cfg.target_modules:
@@ -525,7 +529,7 @@ def read_metrics(run_dir: Path | str) -> list[dict[str, Any]]:
     for line in path.read_text().splitlines():
         try:
             out.append(json.loads(line))
-        except json.JSONDecodeError:  # a line cut by a crash
+        except json.JSONDecodeError:  # a line cut by a crash: appended lines are not atomic
             continue
     return out
 
@@ -533,17 +537,12 @@ def read_metrics(run_dir: Path | str) -> list[dict[str, Any]]:
 def _trim_metrics(run_dir: Path, upto_step: int) -> float:
     """Drop metric lines past ``upto_step`` (work lost in a crash); return the elapsed so far."""
     keep = [r for r in read_metrics(run_dir) if r.get("step", 0) <= upto_step]
-    tmp = run_dir / "metrics.jsonl.tmp"
-    tmp.write_text("".join(json.dumps(r) + "\n" for r in keep))
-    os.replace(tmp, run_dir / "metrics.jsonl")
+    storage.write_jsonl(run_dir / "metrics.jsonl", keep, ensure_ascii=True)
     return float(keep[-1]["elapsed"]) if keep else 0.0
 
 
 def save_config(cfg: TrainConfig, run_dir: Path) -> None:
-    run_dir.mkdir(parents=True, exist_ok=True)
-    tmp = run_dir / "config.json.tmp"
-    tmp.write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
-    os.replace(tmp, run_dir / "config.json")
+    storage.write_json(run_dir / "config.json", cfg.to_dict())
 
 
 def train(
@@ -641,9 +640,7 @@ def train(
     }
     if not callback.stopped:
         result.update(_save_outputs(cfg, trainer.model, tok, run_dir))
-    tmp = run_dir / "result.json.tmp"
-    tmp.write_text(json.dumps(result, indent=2) + "\n")
-    os.replace(tmp, run_dir / "result.json")
+    storage.write_json(run_dir / "result.json", result)
     return result
 
 
@@ -661,12 +658,8 @@ def _save_outputs(cfg: TrainConfig, model: Any, tok: Any, run_dir: Path) -> dict
 
 
 def _atomic_save(target: Path, write: Callable[[Path], Any]) -> None:
-    tmp = target.parent / f".{target.name}.tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    write(tmp)
-    if target.exists():
-        shutil.rmtree(target)
-    os.rename(tmp, target)
+    with storage.staged_dir(target) as tmp:
+        write(tmp)
 
 
 def load_trained(run_dir: Path | str) -> tuple[Any, Any]:
@@ -682,3 +675,39 @@ def load_trained(run_dir: Path | str) -> tuple[Any, Any]:
         base, tok = models.load(cfg.model)
         return PeftModel.from_pretrained(base, str(run_dir / "adapter")), tok
     raise BadInput(f"{run_dir} holds no trained model (adapter/, model/ or merged/)")
+
+
+# ----------------------------------------------------------------------------------
+# The ``train`` job kind (declared in cookbook_core.jobs.store; ``ctx`` is its JobContext)
+
+
+def validate_job(config: dict[str, Any]) -> dict[str, Any]:
+    """Check a ``train`` job's config (a :class:`TrainConfig` dict) before it is queued;
+    the config to store, with data paths (and a local model path) made absolute."""
+    cfg = config_from_dict(config)
+    validate(cfg)
+    for key in ("data", "natural_data"):
+        value = getattr(cfg, key)
+        if value:
+            setattr(cfg, key, str(Path(value).resolve()))
+    if Path(cfg.model).expanduser().exists():
+        cfg.model = str(Path(cfg.model).expanduser().resolve())
+    return cfg.to_dict()
+
+
+def run_job(ctx: Any) -> dict[str, Any]:
+    """Fine-tune from the job's saved config into its run directory (resumable; a cancel
+    request writes a checkpoint and returns ``stopped``)."""
+    cfg = config_from_dict(ctx.config)
+
+    def progress(step: int, total: int, info: dict[str, Any]) -> None:
+        ctx.progress(
+            step,
+            total,
+            unit="steps",
+            loss=info["loss"],
+            tokens_per_s=info["tokens_per_s"],
+            eta=info["eta"],
+        )
+
+    return train(cfg, ctx.run_dir, resume=ctx.resume, progress=progress, should_stop=ctx.cancelled)
