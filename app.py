@@ -19,6 +19,7 @@ pages = [
     st.Page("pages/training.py", title="Training", icon=":material/model_training:"),
     st.Page("pages/evaluation.py", title="Evaluation", icon=":material/leaderboard:"),
     st.Page("pages/mixing.py", title="Mixing", icon=":material/tune:"),
+    st.Page("pages/compare.py", title="Compare", icon=":material/compare:"),
     st.Page("pages/alignment.py", title="Alignment", icon=":material/rule:"),
     st.Page("pages/selfguide.py", title="SELF-GUIDE", icon=":material/auto_fix_high:"),
     st.Page("pages/experiments.py", title="Experiments", icon=":material/science:"),

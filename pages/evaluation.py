@@ -1,6 +1,8 @@
-"""Evaluation page: launch evaluations (base model or a finished training run's adapter)
-as background jobs, compare runs' per-task scores side by side with bootstrap intervals,
-and browse individual examples filtered by task and correct/incorrect."""
+"""Evaluation page: launch evaluations (base model or any finished adapter: training jobs,
+mix cells of sweeps and experiments, SELF-GUIDE runs) as background jobs, compare runs'
+per-task scores side by side with bootstrap intervals (every run in the workspace,
+cells' included, labelled by the model that made it), and browse individual examples
+filtered by task and correct/incorrect."""
 
 import os
 from pathlib import Path
@@ -14,6 +16,7 @@ from cookbook_core.eval import evaluation, tasks
 from cookbook_core.jobs import store as jobs
 from cookbook_core.studio import evaluation as studio_eval
 from cookbook_core.studio import jobs as studio_jobs
+from cookbook_core.train import adapters as train_adapters
 
 ss = st.session_state
 st.title("Evaluation")
@@ -56,8 +59,7 @@ with st.container(border=True):
             "`squad_v1_1_dev/*.jsonl`, `arc_easy_test/*.jsonl`, ...), or type `hub` to use "
             f"Hugging Face datasets. `{tasks.DATA_DIR_ENV}` sets the default."
         )
-    adapters = studio_jobs.finished_adapters()
-    adapter_labels = {j.id: f"{j.id} · {j.name or ''}" for j in adapters}
+    adapter_labels = {str(a.path): a.label for a in train_adapters.list_adapters()}
     if ss.get("ev_adapter") not in (NO_ADAPTER, *adapter_labels):
         ss.pop("ev_adapter", None)
     c1, c2, c3, c4 = st.columns([2, 2, 1, 1])
@@ -66,7 +68,8 @@ with st.container(border=True):
         [NO_ADAPTER, *adapter_labels],
         key="ev_adapter",
         format_func=lambda a: adapter_labels.get(a, a),
-        help="A finished LoRA training run; its base model is used",
+        help="A finished LoRA adapter: a training job's, a mix cell's (sweeps, experiments) "
+        "or a SELF-GUIDE run's; the base model it was trained on is used",
     )
     model = c2.text_input(
         "Base model",
@@ -88,7 +91,7 @@ with st.container(border=True):
                 data_dir=data_dir,
                 max_new_tokens=max_new or None,
             )
-            what = "base" if adapter == NO_ADAPTER else adapter
+            what = "base" if adapter == NO_ADAPTER else adapter_labels[adapter]
             job = jobs.submit("eval", cfg, name=f"{what} · {', '.join(picked + groups)}")
         except CookbookError as exc:
             st.error(str(exc))

@@ -1,7 +1,9 @@
-"""Mixing page: the accuracy matrix as a heatmap, the linear-fit validation of a sweep
-(predicted vs observed, error statistics), the optimizer with its objective and bounds,
-what-if sliders that show predicted per-task accuracy as weights move, and building
-the mixed dataset as a job."""
+"""Mixing page: the accuracy matrix as a heatmap (for a sweep: the metric of each task,
+selectable where a task has several and recorded with the matrix, and a link from each
+matrix cell to the Compare page), the linear-fit validation of a sweep (predicted vs
+observed, error statistics), the optimizer with its objective and bounds, what-if
+sliders that show predicted per-task accuracy as weights move, and building the mixed
+dataset as a job."""
 
 import io
 
@@ -11,8 +13,9 @@ import streamlit as st
 
 from cookbook_core.errors import BadInput, CookbookError
 from cookbook_core.mix import build as mix_build
-from cookbook_core.mix import mixing, sweep
+from cookbook_core.mix import cells, mixing, sweep
 from cookbook_core.studio import figures_mix
+from cookbook_core.studio import widgets as studio_widgets
 
 st.title("Mixing")
 st.caption(
@@ -41,12 +44,64 @@ if choice == "(upload a CSV)":
 else:
     raw = pd.read_csv(root / choice, index_col=0)
 
+sweep_name = choice.removesuffix(".csv")
+sweep_cfg = sweep.load(sweep_name) if sweep_name in sweep.list_sweeps() else None
+if sweep_cfg is not None:
+    recorded = sweep.metrics_of(sweep_cfg)
+    picked_metrics = dict(recorded)
+    several = [t for t in sweep_cfg.tasks if len(cells.matrix_metrics(t)) > 1]
+    if several:
+        with st.expander("Metric per task", expanded=False):
+            cols = st.columns(min(4, len(several)))
+            for i, t in enumerate(several):
+                offered = list(cells.matrix_metrics(t))
+                picked_metrics[t] = cols[i % len(cols)].selectbox(
+                    t, offered, index=offered.index(recorded[t]), key=f"mix_metric::{t}"
+                )
+    if picked_metrics != recorded:
+        sweep_cfg = sweep.SweepConfig(**{**sweep_cfg.to_dict(), "metrics": picked_metrics})
+        raw = sweep.matrix(sweep_cfg, write=False)
+        changed = ", ".join(f"{t} {m}" for t, m in picked_metrics.items() if recorded[t] != m)
+        st.warning(f"Showing {changed}, read from the stored cells; not recorded yet.")
+        if st.button("Record these metrics with the matrix", key="mix_metric_record"):
+            try:
+                sweep.record_metrics(sweep.load(sweep_name), picked_metrics)
+            except BadInput as exc:
+                st.error(str(exc))
+            else:
+                st.rerun()
+    st.caption(
+        "Metric per task: "
+        + ", ".join(f"{t} **{m}**" for t, m in sweep.metrics_of(sweep_cfg).items())
+    )
+elif choice != "(upload a CSV)" and sweep.matrix_note(root / choice).get("metrics"):
+    note = sweep.matrix_note(root / choice)["metrics"]
+    st.caption("Metric per task: " + ", ".join(f"{t} **{m}**" for t, m in note.items()))
+
 try:
     raw = raw.astype(float)
 except ValueError as exc:
     st.error(f"The matrix must hold numbers: {exc}")
     st.stop()
 st.plotly_chart(figures_mix.heatmap_figure(raw), width="stretch")
+if sweep_cfg is not None:
+    matrix_cells = [(t, k) for t in raw.index for k in raw.columns if np.isfinite(raw.at[t, k])]
+    if matrix_cells:
+        c1, c2 = st.columns([3, 1], vertical_alignment="bottom")
+        which = c1.selectbox(
+            "Compare a matrix cell's model with the base model",
+            range(len(matrix_cells)),
+            format_func=lambda i: f"{matrix_cells[i][0]} × {matrix_cells[i][1]}",
+            key="mix_compare_cell",
+        )
+        template, task = matrix_cells[which]
+        studio_widgets.page_link(
+            "pages/compare.py",
+            "Open in Compare",
+            {"sweep": sweep_name, "cell": template, "task": task},
+            icon=":material/compare:",
+            where=c2,
+        )
 gaps = [(t, k) for t in raw.index for k in raw.columns if not np.isfinite(raw.at[t, k])]
 if gaps:
     st.warning(
@@ -68,11 +123,10 @@ if not templates:
     st.error("The matrix has no complete template rows besides 'base'.")
     st.stop()
 
-sweep_name = choice.removesuffix(".csv")
-if sweep_name in sweep.list_sweeps():
+if sweep_cfg is not None:
     with st.expander("Does the linear model hold? (this sweep's validation mixtures)", True):
         try:
-            v = sweep.validation(sweep.load(sweep_name), n_boot=500)
+            v = sweep.validation(sweep_cfg, n_boot=500)
         except BadInput as exc:
             st.info(str(exc))
         else:

@@ -1,6 +1,7 @@
-"""Training page: launch a LoRA or full fine-tune on a generated dataset as a background
-job, watch its status, progress and loss curve live, cancel and resume it, and see every
-training job with its state."""
+"""Training page: launch a LoRA or full fine-tune on a generated dataset (optionally with
+natural-language instruction rows mixed in, as the Cookbook paper mixes 128 to keep
+general ability) as a background job, watch its status, progress and loss curve live,
+cancel and resume it, and see every training job with its state."""
 
 import streamlit as st
 
@@ -60,6 +61,15 @@ with st.container(border=True):
         save_every = int(a3.number_input("Checkpoint every", 1, 100_000, 20, key="tr_save"))
         seed = int(a4.number_input("Seed", 0, 2**31 - 1, 0, key="tr_seed"))
         max_samples = int(a5.number_input("Use rows (0: all)", 0, 10**9, 0, key="tr_maxs"))
+        n1, n2 = st.columns([4, 1])
+        natural = n1.text_input(
+            "Natural-language rows to mix in (optional)",
+            key="tr_natural",
+            placeholder="/path/to/natural.jsonl or a dataset folder",
+            help="Prompt/completion rows of ordinary instructions, added to the template data "
+            "(the paper mixes 128 to keep the model's general ability)",
+        )
+        natural_n = int(n2.number_input("How many", 1, 10**6, 128, key="tr_natural_n"))
     if st.button("Start training", type="primary", icon=":material/play_arrow:", key="tr_go"):
         try:
             cfg = studio_jobs.train_config(
@@ -75,6 +85,8 @@ with st.container(border=True):
                 save_every=save_every,
                 seed=seed,
                 max_samples=max_samples or None,
+                natural_data=natural.strip() or None,
+                natural_n=natural_n,
             )
             job = jobs.submit("train", cfg, name=f"{method} {steps} steps")
         except CookbookError as exc:

@@ -72,3 +72,33 @@ def test_launch_cancel_resume_and_finish(embedded_model: Path, tiny_dataset: Pat
     assert [m["step"] for m in training.read_metrics(job.run_dir)] == [1, 2]
     table = at.dataframe[0].value
     assert table.loc[table["id"] == job_id, "state"].item() == "✓ succeeded"
+
+
+def test_natural_rows_go_into_the_job(tiny_dataset: Path, tmp_path: Path) -> None:
+    """The natural-language inputs reach the ``train`` job's config (checked first: a
+    missing file is an error and no job starts)."""
+    import json
+
+    at = page()
+    at.selectbox(key="tr_data").set_value(str(tiny_dataset)).run()
+    at.text_input(key="tr_natural").input(str(tmp_path / "missing.jsonl")).run()
+    before = len(jobs.list_jobs(kind="train", refresh=False))
+    at.button(key="tr_go").click().run()
+    assert any("missing.jsonl" in e.value for e in at.error)
+    assert len(jobs.list_jobs(kind="train", refresh=False)) == before
+
+    natural = tmp_path / "natural.jsonl"
+    natural.write_text(
+        "".join(json.dumps({"prompt": f"Hi {i}", "completion": "Hello."}) + "\n" for i in range(4))
+    )
+    at.text_input(key="tr_natural").input(str(natural)).run()
+    at.number_input(key="tr_natural_n").set_value(3).run()
+    at.button(key="tr_go").click().run()
+    assert not at.error, [e.value for e in at.error]
+    job = jobs.get(at.session_state["tr_pick"])
+    try:
+        assert job.config["natural_data"] == str(natural.resolve())
+        assert job.config["natural_n"] == 3
+    finally:
+        if jobs.get(job.id).active:
+            jobs.cancel(job.id, force=True)

@@ -279,7 +279,10 @@ def _adapter_label(adapter: str | None) -> str:
     if not adapter:
         return "base model"
     p = Path(adapter)
-    return p.parent.name if p.name == "adapter" else p.name
+    if p.name != "adapter":
+        return p.name
+    # <runs>/<id>/adapter, or <cells|selfguide>/<name>/train/adapter
+    return p.parent.parent.name if p.parent.name == "train" else p.parent.name
 
 
 def runs_table(

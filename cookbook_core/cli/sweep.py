@@ -43,11 +43,16 @@ def stage_bar(quiet: bool = False) -> Any:
 
 def _train_options(args: argparse.Namespace) -> dict[str, Any]:
     out: dict[str, Any] = {"steps": args.steps}
-    for name in ("lr", "batch_size", "lora_r", "seed"):
+    for name in ("lr", "batch_size", "lora_r", "seed", "natural_data", "natural_n"):
         value = getattr(args, name, None)
         if value is not None:
             out[name] = value
     return out
+
+
+def _plan(cfg: Any) -> dict[str, Any]:
+    """What a sweep trains and evaluates (its matrix metrics are only a reading of it)."""
+    return {**cfg.to_dict(), "metrics": None}
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
@@ -55,6 +60,9 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
     if args.name in sweep.list_sweeps() and not args.template:
         cfg = sweep.load(args.name)
+        if args.metric:  # a new reading of the same cells: no plan change
+            cfg.metrics = sweep.parse_metrics(cfg.tasks, args.metric)
+            sweep.save(cfg)
     else:
         if not args.template:
             raise BadInput(f"sweep {args.name!r} does not exist yet: list --template T ...")
@@ -73,10 +81,13 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             alpha=args.alpha,
             seed=args.mix_seed,
         )
+        cfg.metrics = sweep.parse_metrics(cfg.tasks, args.metric)
         if args.name in sweep.list_sweeps():
             old = sweep.load(args.name)
             cfg.mixtures = old.mixtures
-            if old.to_dict() != cfg.to_dict() and not args.replace:
+            if not args.metric:
+                cfg.metrics = old.metrics
+            if _plan(old) != _plan(cfg) and not args.replace:
                 raise BadInput(
                     f"sweep {args.name!r} exists with other settings: rerun without --template "
                     "to continue it, pass --replace to overwrite its plan, or pick a new name"
@@ -100,6 +111,7 @@ def _print_status(cfg: Any) -> int:
     A = sweep.matrix(cfg)
     print(f"accuracy matrix (points; saved as mixing/{cfg.name}.csv):")
     print((100 * A).round(1).to_string(na_rep="-"))
+    print("metric: " + ", ".join(f"{t} {m}" for t, m in sweep.metrics_of(cfg).items()))
     gaps = sweep.missing(cfg)
     if gaps:
         print(f"missing ({len(gaps)}):")
@@ -171,6 +183,20 @@ def add_commands(msub: Any) -> None:
     p.add_argument("--batch-size", type=int)
     p.add_argument("--lora-r", type=int)
     p.add_argument("--seed", type=int, help="training seed (the same for every cell)")
+    p.add_argument(
+        "--natural-data",
+        help="JSONL (or dataset folder) of natural-language prompt/completion rows mixed "
+        "into every fine-tune (part of each cell's key)",
+    )
+    p.add_argument("--natural-n", type=int, help="natural-language rows mixed in (default 128)")
+    p.add_argument(
+        "--metric",
+        action="append",
+        default=[],
+        help="matrix metric: METRIC for every task that has it (acc_norm, f1, ...) or "
+        "TASK=METRIC (repeat); default each task's first. Rerun with just the name and "
+        "--metric to re-read the same cells",
+    )
     p.add_argument("--limit", type=int, default=100, help="evaluation rows per task")
     p.add_argument("--num-fewshot", type=int, default=0)
     p.add_argument("--data-dir", help="evaluation data folder (default: ../shared/data)")

@@ -6,7 +6,8 @@ mixture of templates and ``dataset:PATH`` sources such as a SELF-GUIDE run's pai
 fine-tune on that dataset, and evaluations of the result on some tasks.  Its folder
 ``<home>/cells/<name>-<key>/`` is named by a hash of everything that determines the
 trained model (weights, dataset size and seed, the templates' source code, the
-training options), so a second sweep that asks for the same cell finds it done.
+training options, the content of any natural-language rows mixed in), so a second
+sweep that asks for the same cell finds it done.
 
 Stages, each skipped when already finished (which makes a cell resumable after a
 crash or a cancel):
@@ -18,8 +19,9 @@ crash or a cancel):
    that have no finished result yet under the same evaluation settings (row limit,
    shots, data folder).
 
-:func:`results` reads the stored per-task metric back; :func:`example_scores` the
-per-example scores (for paired bootstrap intervals).  The ``cell`` job kind runs one
+:func:`results` reads the stored per-task metric back (each task's first metric, or
+the one asked for: :func:`matrix_metrics` lists those a task offers);
+:func:`example_scores` the per-example scores (for paired bootstrap intervals).  The ``cell`` job kind runs one
 cell in a worker.  This module does not decide which cells to make (``sweep``,
 ``experiments``) and does no mixing math (``mixing``).
 """
@@ -53,6 +55,8 @@ TRAIN_OPTIONS = (
     "warmup_steps",
     "lr_scheduler",
     "save_every",
+    "natural_data",  # natural-language prompt/completion rows mixed into training (a file)
+    "natural_n",  # how many of them (training.TrainConfig's default: 128)
 )
 
 
@@ -112,13 +116,20 @@ class CellSpec:
 
         if self.is_base:
             return {"model": self.model}
+        train = dict(sorted(self.train.items()))
+        if train.get("natural_data"):  # what the rows say, not where the file is
+            train["natural_data"] = content_digest(train["natural_data"])
+            train.setdefault("natural_n", NATURAL_N_DEFAULT)
+        else:
+            train.pop("natural_data", None)
+            train.pop("natural_n", None)
         return {
             "model": self.model,
             "weights": {t: round(w, 6) for t, w in self.normalized().items()},
             "templates": {t: mix_sources.fingerprint(t) for t in self.normalized()},
             "n": self.n,
             "data_seed": self.data_seed,
-            "train": dict(sorted(self.train.items())),
+            "train": train,
         }
 
     def key(self) -> str:
@@ -127,6 +138,24 @@ class CellSpec:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+NATURAL_N_DEFAULT = 128  # training.TrainConfig.natural_n
+
+
+def content_digest(path: str | Path) -> str:
+    """A short SHA-256 of a file's bytes, or of a folder's files (names and bytes)."""
+    p = Path(path).expanduser()
+    h = hashlib.sha256()
+    if p.is_file():
+        h.update(p.read_bytes())
+    elif p.is_dir():
+        for f in sorted(q for q in p.rglob("*") if q.is_file()):
+            h.update(f.relative_to(p).as_posix().encode() + b"\0")
+            h.update(f.read_bytes())
+    else:
+        raise BadInput(f"natural-language data {path}: no such file or folder")
+    return h.hexdigest()[:16]
 
 
 def spec_from_dict(d: Mapping[str, Any]) -> CellSpec:
@@ -170,8 +199,39 @@ def primary_metric(task: str) -> str:
     return tasks.get(task).metrics[0]
 
 
-def results(spec: CellSpec, settings: EvalSettings) -> dict[str, dict[str, Any]]:
-    """``{task: {value, ci95, metric, n, run_dir}}`` for every finished task of the cell."""
+NOT_IN_MATRIX = ("perplexity",)  # lower is better: not an accuracy
+
+
+def matrix_metrics(task: str) -> tuple[str, ...]:
+    """The metrics a task's matrix cell may hold (its metrics that are scores in [0, 1]),
+    the default (:func:`primary_metric`) first."""
+    from cookbook_core.eval import tasks
+
+    return tuple(m for m in tasks.get(task).metrics if m not in NOT_IN_MATRIX)
+
+
+def metric_for(task: str, metrics: Mapping[str, str] | None = None) -> str:
+    """The matrix metric of ``task``: ``metrics[task]`` when given (checked), else the
+    task's first."""
+    chosen = (metrics or {}).get(task)
+    if chosen is None:
+        return primary_metric(task)
+    offered = matrix_metrics(task)
+    if chosen not in offered:
+        raise BadInput(
+            f"task {task!r} has no matrix metric {chosen!r} (it has: {', '.join(offered)})"
+        )
+    return chosen
+
+
+def results(
+    spec: CellSpec, settings: EvalSettings, metrics: Mapping[str, str] | None = None
+) -> dict[str, dict[str, Any]]:
+    """``{task: {value, ci95, metric, n, run_dir}}`` for every finished task of the cell.
+
+    ``metrics``: task -> metric to report (:func:`metric_for`); each task's first metric
+    otherwise.  Evaluation stores every metric, so changing it re-reads, never re-runs.
+    """
     cdir = cell_dir(spec)
     out: dict[str, dict[str, Any]] = {}
     for d in _eval_dirs(cdir, settings):
@@ -185,7 +245,7 @@ def results(spec: CellSpec, settings: EvalSettings) -> dict[str, dict[str, Any]]
         for task, s in summary.get("tasks", {}).items():
             if task not in settings.tasks:
                 continue
-            metric = primary_metric(task)
+            metric = metric_for(task, metrics)
             m = s["metrics"].get(metric)
             if m is None:
                 continue
@@ -205,14 +265,20 @@ def missing_tasks(spec: CellSpec, settings: EvalSettings) -> list[str]:
     return [t for t in settings.tasks if t not in have]
 
 
-def example_scores(spec: CellSpec, settings: EvalSettings, task: str) -> dict[str, float]:
-    """Per-example primary scores of one task, by example id (for paired statistics)."""
-    from cookbook_core.eval import evaluation
+def example_scores(
+    spec: CellSpec, settings: EvalSettings, task: str, metric: str | None = None
+) -> dict[str, float]:
+    """Per-example scores of one task's metric (default: its first), by example id (for
+    paired statistics); ``BadInput`` for a corpus-level metric (entity matching's F1),
+    which has no per-example value."""
+    from cookbook_core.eval import evaluation, tasks
 
-    r = results(spec, settings).get(task)
+    metric = metric_for(task, {task: metric} if metric else None)
+    if not tasks.get(task).is_mean(metric):
+        raise BadInput(f"{task}'s {metric} is computed over the corpus: no per-example scores")
+    r = results(spec, settings, {task: metric}).get(task)
     if r is None:
         raise BadInput(f"cell {spec.name!r} has no result for {task!r} yet")
-    metric = r["metric"]
     return {
         str(rec.get("id", i)): float(rec["scores"][metric])
         for i, rec in enumerate(evaluation.read_records(r["run_dir"], task))

@@ -12,9 +12,13 @@ the cells (:mod:`cookbook_core.mix.cells`):
   experiment's uniform mixture).
 
 Every cell is stored once under ``<home>/cells`` and reused by any sweep that asks
-for the same thing, so re-running a sweep only runs what is missing.  The matrix is
-assembled from stored results (:func:`matrix`) and written as CSV next to the sweep;
-missing (template, task) cells are listed, never guessed.  :func:`validation`
+for the same thing, so re-running a sweep only runs what is missing.  The training
+options may mix natural-language rows into every fine-tune (``natural_data``,
+``natural_n``: part of each cell's key).  The matrix is assembled from stored results
+(:func:`matrix`) in the metric chosen per task (``metrics``; a task's first metric
+otherwise: acc or acc_norm, exact_match or F1, ...) and written as CSV with a JSON
+note of those metrics beside it (:func:`matrix_note`); missing (template, task) cells
+are listed, never guessed.  :func:`validation`
 compares each finished mixture's observed accuracy with the linear prediction.
 This module holds no optimizer and no figures (``mixing``).
 """
@@ -37,6 +41,7 @@ from cookbook_core.errors import BadInput
 from cookbook_core.mix import cells, mixing
 
 VALIDATION_ROLES = ("pair", "dirichlet", "optimized", "uniform", "mixture")
+NOTE_SUFFIX = ".matrix.json"  # beside <name>.csv: the metric of each task column
 
 
 class SweepError(BadInput):
@@ -62,6 +67,7 @@ class SweepConfig:
     alpha: float = 1.0
     seed: int = 0
     mixtures: list[dict[str, Any]] = field(default_factory=list)  # {name, weights, role, meta}
+    metrics: dict[str, str] = field(default_factory=dict)  # task -> matrix metric (else first)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -105,8 +111,66 @@ def new(
         raise SweepError("--dirichlet must be >= 0 and --alpha > 0")
     if cfg.n < 1:
         raise SweepError("-n must be >= 1")
+    cfg.train = _checked_natural(cfg.train)
+    cfg.metrics = check_metrics(cfg.tasks, cfg.metrics)
     plan(cfg)  # building the cells checks the training options
     return cfg
+
+
+def _checked_natural(train: dict[str, Any]) -> dict[str, Any]:
+    """Training options with ``natural_data`` made absolute and checked (rows readable,
+    ``natural_n`` >= 1); without ``natural_data``, ``natural_n`` is an error."""
+    from cookbook_core import dataset_io
+
+    out = dict(train)
+    if not out.get("natural_data"):
+        out.pop("natural_data", None)
+        if "natural_n" in out:
+            raise SweepError("--natural-n needs --natural-data FILE (the rows to mix in)")
+        return out
+    path = Path(str(out["natural_data"])).expanduser()
+    if not path.exists():
+        raise SweepError(f"--natural-data {path}: no such file or folder")
+    n = out.setdefault("natural_n", cells.NATURAL_N_DEFAULT)
+    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+        raise SweepError(f"--natural-n must be a positive integer, got {n!r}")
+    if next(iter(dataset_io.iter_rows(str(path), limit=1)), None) is None:
+        raise SweepError(f"--natural-data {path} has no rows")
+    out["natural_data"] = str(path.resolve())
+    return out
+
+
+def check_metrics(task_names: Sequence[str], metrics: dict[str, str]) -> dict[str, str]:
+    """``metrics`` (task -> matrix metric) checked against the tasks; entries that name
+    a task's first metric are dropped (that is the default)."""
+    out = {}
+    for task, metric in metrics.items():
+        if task not in task_names:
+            raise SweepError(f"--metric for {task!r}, which is not one of the sweep's tasks")
+        if cells.metric_for(task, {task: metric}) != cells.primary_metric(task):
+            out[task] = metric
+    return out
+
+
+def parse_metrics(task_names: Sequence[str], choices: Sequence[str]) -> dict[str, str]:
+    """``--metric`` values into task -> metric: ``TASK=METRIC`` for one task, or a bare
+    ``METRIC`` for every task that offers it (an error when none does)."""
+    out: dict[str, str] = {}
+    for choice in choices:
+        task, sep, metric = choice.partition("=")
+        if sep:
+            out[task.strip()] = metric.strip()
+            continue
+        hits = [t for t in task_names if choice in cells.matrix_metrics(t)]
+        if not hits:
+            raise SweepError(f"--metric {choice}: none of the sweep's tasks reports it")
+        out.update({t: choice for t in hits})
+    return check_metrics(task_names, out)
+
+
+def metrics_of(cfg: SweepConfig) -> dict[str, str]:
+    """The metric every task of the matrix holds (chosen or the task's first)."""
+    return {t: cells.metric_for(t, cfg.metrics) for t in cfg.tasks}
 
 
 def save(cfg: SweepConfig) -> Path:
@@ -197,9 +261,10 @@ def add_mixture(
 def status(cfg: SweepConfig) -> pd.DataFrame:
     """One row per (cell, task): role, value (None when missing), where it is stored."""
     st = settings(cfg)
+    metric = metrics_of(cfg)
     rows = []
     for spec in plan(cfg):
-        res = cells.results(spec, st)
+        res = cells.results(spec, st, metric)
         for task in cfg.tasks:
             r = res.get(task)
             rows.append(
@@ -208,7 +273,7 @@ def status(cfg: SweepConfig) -> pd.DataFrame:
                     "role": spec.role,
                     "task": task,
                     "value": None if r is None else r["value"],
-                    "metric": cells.primary_metric(task),
+                    "metric": metric[task],
                     "done": r is not None,
                     "cell_dir": str(cells.cell_dir(spec)),
                 }
@@ -225,7 +290,9 @@ def missing(cfg: SweepConfig) -> list[tuple[str, str]]:
 def matrix(cfg: SweepConfig, *, write: bool = True) -> pd.DataFrame:
     """The accuracy matrix (base row + one row per template); NaN where not measured.
 
-    With ``write`` it is saved as ``<home>/mixing/<name>.csv`` for the studio and CLI.
+    Each task's column holds its metric in :func:`metrics_of`.  With ``write`` it is
+    saved as ``<home>/mixing/<name>.csv`` for the studio and CLI, and those metrics as
+    ``<name>.matrix.json`` beside it (:func:`matrix_note`).
     """
     st = status(cfg)
     rows = st[st["role"].isin(["base", "single"])]
@@ -235,8 +302,31 @@ def matrix(cfg: SweepConfig, *, write: bool = True) -> pd.DataFrame:
     if write:
         path = Path(mixing.matrices_root()) / f"{cfg.name}.csv"
         path.parent.mkdir(parents=True, exist_ok=True)
-        A.to_csv(path)
+        storage.write_text(path, A.to_csv())
+        storage.write_json(
+            path.with_suffix(NOTE_SUFFIX), {"sweep": cfg.name, "metrics": metrics_of(cfg)}
+        )
     return A
+
+
+def matrix_note(csv: Path | str) -> dict[str, Any]:
+    """What :func:`matrix` recorded beside a matrix CSV (``{sweep, metrics}``); ``{}`` for a
+    CSV without a note (uploaded, or written before notes existed)."""
+    note = Path(csv).with_suffix(NOTE_SUFFIX)
+    if not note.is_file():
+        return {}
+    try:
+        data = json.loads(note.read_text())
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def record_metrics(cfg: SweepConfig, metrics: dict[str, str]) -> pd.DataFrame:
+    """Make ``metrics`` the sweep's matrix metrics: save the sweep and rewrite its matrix."""
+    cfg.metrics = check_metrics(cfg.tasks, metrics)
+    save(cfg)
+    return matrix(cfg)
 
 
 def complete_matrix(cfg: SweepConfig) -> pd.DataFrame:
@@ -259,7 +349,7 @@ def validation_runs(cfg: SweepConfig) -> list[mixing.Run]:
     for spec in plan(cfg):
         if spec.role not in VALIDATION_ROLES:
             continue
-        res = cells.results(spec, st)
+        res = cells.results(spec, st, cfg.metrics)
         if all(t in res for t in cfg.tasks):
             out.append(
                 mixing.Run(spec.name, spec.normalized(), {t: res[t]["value"] for t in cfg.tasks})
@@ -270,9 +360,14 @@ def validation_runs(cfg: SweepConfig) -> list[mixing.Run]:
 def _paired_scores(
     cfg: SweepConfig, names: Sequence[str], task: str
 ) -> dict[str, list[float]] | None:
+    from cookbook_core.eval import tasks
+
     st = settings(cfg)
+    metric = cells.metric_for(task, cfg.metrics)
+    if not tasks.get(task).is_mean(metric):
+        return None  # a corpus-level metric (entity matching's F1): no paired interval
     by_name = {s.name: s for s in plan(cfg)}
-    scores = {n: cells.example_scores(by_name[n], st, task) for n in names}
+    scores = {n: cells.example_scores(by_name[n], st, task, metric) for n in names}
     common = sorted(set.intersection(*(set(s) for s in scores.values())))
     if not common:
         return None

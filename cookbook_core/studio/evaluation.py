@@ -1,7 +1,8 @@
 """What the studio's Evaluation page shows, computed from evaluation runs on disk.
 
 Builds the config of an ``eval`` job from widget values (tasks and groups, limit,
-model or a finished training run's adapter); turns run summaries into a long table
+model or any finished adapter: a training job's, a mix cell's, a SELF-GUIDE run's);
+labels runs by the model that made them; turns run summaries into a long table
 of per-task main metrics with their bootstrap 95% intervals and draws it as grouped
 bars with error bars (one colour per run, so runs compare side by side); turns a
 task's per-example records into a table with a correct/incorrect verdict and the
@@ -42,17 +43,16 @@ def eval_config(
 ) -> dict[str, Any]:
     """The config of an ``eval`` job (an :class:`evaluation.EvalConfig` dict).
 
-    Groups are expanded into their tasks.  With ``adapter_run`` (a training job id) the
-    base model is the one that run was trained on.  Raises ``BadInput`` when no task is
-    chosen; the job's validator checks the rest (data present, model known, ...).
+    Groups are expanded into their tasks.  With ``adapter_run`` (a training job id, or an
+    adapter folder such as :func:`cookbook_core.train.adapters.list_adapters` lists) the
+    base model is the one that adapter was trained on.  Raises ``BadInput`` when no task
+    is chosen; the job's validator checks the rest (data present, model known, ...).
     """
     names = list(dict.fromkeys([*task_names, *(t for g in groups for t in tasks.GROUPS[g])]))
     if not names:
         raise BadInput("choose at least one task or group to evaluate")
     if adapter_run:
-        cfg_path = jobs.runs_root() / adapter_run / "config.json"
-        if cfg_path.is_file():
-            model = json.loads(cfg_path.read_text()).get("model", model)
+        model = adapter_base_model(adapter_run) or model
     cfg = evaluation.EvalConfig(
         tasks=names,
         model=model.strip() or "default",
@@ -63,6 +63,22 @@ def eval_config(
         num_fewshot=num_fewshot,
     )
     return cfg.to_dict()
+
+
+def adapter_base_model(adapter: str) -> str | None:
+    """The base model an adapter was trained on, from its training run's ``config.json``
+    (a training job id, ``<run>/adapter`` or ``<cell|SELF-GUIDE run>/train/adapter``)."""
+    path = Path(adapter).expanduser()
+    if not path.exists():
+        path = jobs.runs_root() / adapter
+    for cfg_path in (path / "config.json", path.parent / "config.json"):
+        if cfg_path.is_file():
+            try:
+                model = json.loads(cfg_path.read_text()).get("model")
+            except ValueError:
+                return None
+            return str(model) if model else None
+    return None
 
 
 _RUN_ID = re.compile(r"^\d{4}(\d{2})(\d{2})-(\d{2})(\d{2})(\d{2})-.*-([0-9a-f]{4})$")
@@ -77,19 +93,48 @@ def short_id(run_id: str) -> str:
     return f"{mo}-{d} {h}:{mi}:{sec} ·{tag}"
 
 
+def model_label(origin: Mapping[str, Any]) -> str:
+    """What made a run, from :func:`evaluation.run_origin`: ``base``, ``cell document_qa``,
+    ``cell dirichlet-0 [document_qa 0.60, retrieval 0.40]``, ``training job <id>``,
+    ``SELF-GUIDE <run>``."""
+    kind, name = origin.get("kind"), str(origin.get("name", ""))
+    if kind == "mix cell":
+        weights = origin.get("weights") or {}
+        if not weights:
+            return "cell base (untrained)" if name == "base" else f"cell {name} (untrained)"
+        if len(weights) == 1 and next(iter(weights)) == name:
+            return f"cell {name}"
+        mix = ", ".join(f"{t} {w:.2f}" for t, w in weights.items())
+        return f"cell {name} [{mix}]"
+    if kind == "base model":
+        return "base"
+    if kind == "training job":
+        return "tuned " + short_id(name)
+    return f"{kind} {name}"
+
+
 def run_label(summary: Mapping[str, Any]) -> str:
-    """A short name for a run: base model or the adapter's training run, then when it ran;
-    the model is named when it is not the embedded default."""
+    """A short name for a run: the model that made it (base, a training run's adapter, a
+    mix cell and its mixture, a SELF-GUIDE run), then which run; the base model is named
+    when it is not the embedded default."""
+    origin = summary.get("origin")
     adapter = summary.get("adapter")
-    if adapter:
+    if origin:
+        what = model_label(origin)
+    elif adapter:
         p = Path(adapter)
-        what = "tuned " + short_id(p.parent.name if p.name == "adapter" else p.name)
+        if p.name == "adapter":
+            p = p.parent.parent if p.parent.name == "train" else p.parent
+        what = "tuned " + short_id(p.name)
     else:
         what = "base"
     model = str(summary.get("model") or "default")
     if model not in ("default", "embedded"):
         what += f" ({summary.get('model_display') or Path(model).name})"
-    return f"{what} · run {short_id(str(summary.get('run_id', '?')))}"
+    run_id = str(summary.get("run_id", "?"))
+    if run_id.startswith(evaluation.CELLS_DIR + "/"):  # cells/<cell>/<settings>/<k>
+        run_id = "/".join(run_id.split("/")[-2:])
+    return f"{what} · run {short_id(run_id)}"
 
 
 def main_metric(task_name: str) -> str:
@@ -164,7 +209,8 @@ def scores_figure(frame: pd.DataFrame) -> go.Figure:
     return fig
 
 
-def _short(value: Any, width: int = 80) -> str:
+def short_text(value: Any, width: int = 80) -> str:
+    """``value`` as one line of at most ``width`` characters (gold lists joined by ``|``)."""
     if isinstance(value, list) and all(isinstance(v, str) for v in value):
         value = " | ".join(dict.fromkeys(value))  # gold answers: each distinct one once
     text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
@@ -172,27 +218,48 @@ def _short(value: Any, width: int = 80) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
+def answer_and_gold(
+    record: Mapping[str, Any], task_name: str, metric: str | None = None
+) -> tuple[Any, Any]:
+    """The model's answer and the gold answer of one record, as shown to people: the
+    generation; for multiple choice ``"<index>: <choice>"`` (the choice ``acc_norm``
+    picked when ``metric`` is ``acc_norm``); for cloze the greedy word, ``"?"`` when
+    the record does not say."""
+    task = tasks.get(task_name)
+    family = "multiple_choice" if task.method == "loglikelihood" else "qa"
+    if task.kind == "cloze":
+        family = "cloze_last_word"
+    scores = record.get("scores") or {}
+    try:
+        if metric == "acc_norm" and "pred_norm" in scores:
+            answer: Any = int(scores["pred_norm"])
+        else:
+            answer = alignment_runs.model_answer(record, family)
+    except BadInput:
+        answer = "?"
+    gold = record.get("gold")
+    conts = record.get("continuations") or []
+    if family == "multiple_choice" and isinstance(answer, int) and conts:
+        answer = f"{answer}: {str(conts[answer]).strip()}"
+    if isinstance(gold, int) and not isinstance(gold, bool) and 0 <= gold < len(conts):
+        gold = f"{gold}: {str(conts[gold]).strip()}"
+    return answer, gold
+
+
 def records_frame(records: Sequence[Mapping[str, Any]], task_name: str) -> pd.DataFrame:
     """One row per example: index, id, correct, main score, the model's answer and gold."""
-    family = "multiple_choice" if tasks.get(task_name).method == "loglikelihood" else "qa"
     rows = []
     for i, r in enumerate(records):
         score = alignment_runs.primary(r.get("scores", {}))
-        answer = alignment_runs.model_answer(r, family)
-        gold = r.get("gold")
-        conts = r.get("continuations") or []
-        if isinstance(answer, int) and conts:
-            answer = f"{answer}: {str(conts[answer]).strip()}"
-        if isinstance(gold, int) and not isinstance(gold, bool) and 0 <= gold < len(conts):
-            gold = f"{gold}: {str(conts[gold]).strip()}"
+        answer, gold = answer_and_gold(r, task_name)
         rows.append(
             {
                 "index": i,
                 "id": r.get("id"),
                 "correct": score >= 0.5,
                 "score": round(score, 3),
-                "answer": _short(answer),
-                "gold": _short(gold),
+                "answer": short_text(answer),
+                "gold": short_text(gold),
             }
         )
     cols = ["index", "id", "correct", "score", "answer", "gold"]

@@ -295,12 +295,3 @@ def train_summary(job: jobs.Job) -> dict[str, Any]:
         ],
     }
     return out
-
-
-def finished_adapters() -> list[jobs.Job]:
-    """Succeeded training jobs that left a LoRA adapter (evaluable with ``--adapter <id>``)."""
-    return [
-        j
-        for j in jobs.list_jobs(states=("succeeded",), kind="train", refresh=False)
-        if (j.run_dir / "adapter" / "adapter_config.json").is_file()
-    ]

@@ -2,7 +2,8 @@
 
 ``job_header`` is the top of every "one job" panel (Datasets, Training, Jobs): it
 refreshes the queue, reads the job, and shows its progress bar and, when it ended
-badly, why.  ``cancel_button`` is the matching Cancel control.
+badly, why.  ``cancel_button`` is the matching Cancel control.  ``page_link`` links to
+another studio page with query parameters, also when a page runs on its own.
 
 What it does not do: decide what a page shows below the header, or compute anything
 about jobs (``studio_jobs`` does that, without Streamlit).
@@ -10,8 +11,13 @@ about jobs (``studio_jobs`` does that, without Streamlit).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from pathlib import Path
+from urllib.parse import urlencode
+
 import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
+from streamlit.errors import StreamlitPageNotFoundError
 
 from cookbook_core.errors import CookbookError
 from cookbook_core.jobs import store as jobs
@@ -53,3 +59,23 @@ def cancel_button(job: jobs.Job, *, key: str, where: DeltaGenerator | None = Non
         st.error(str(exc))
         return
     st.rerun()
+
+
+def page_link(
+    page: str,
+    label: str,
+    query_params: Mapping[str, str],
+    *,
+    icon: str | None = None,
+    where: DeltaGenerator | None = None,
+) -> None:
+    """``st.page_link`` to ``page`` (a path under the app, e.g. ``pages/compare.py``) with
+    ``query_params``.  When the page is not registered, as when a page script runs on
+    its own (``streamlit run pages/x.py``, AppTest of one page), a plain relative link
+    with the same query is drawn instead of failing."""
+    target = where or st
+    try:
+        target.page_link(page, label=label, icon=icon, query_params=dict(query_params))
+    except StreamlitPageNotFoundError:
+        url = f"{Path(page).stem}?{urlencode(dict(query_params))}"
+        target.markdown(f"[{label}]({url})")
