@@ -5,56 +5,109 @@ What it guarantees:
 * **Exact counts.** Weights become per-template counts by largest-remainder
   rounding (:func:`plan_counts`); the dataset holds exactly those counts.
 * **Determinism.** Sample ``k`` of template ``t`` is a pure function of
-  (template, params, seed, k) (see :meth:`Template.sample`).  The output is cut
-  into fixed blocks that do not depend on the number of workers, and each block
-  interleaves the templates in a fixed order, so the bytes written are identical
-  for 1 or many worker processes.
-* **Bounded memory.** Blocks are produced by worker processes and written in
-  order as they arrive, with a bounded number in flight; nothing grows with N.
+  (template, params, seed, k): it is drawn from the template's random stream
+  ``k // STREAM`` (see :mod:`cookbook_core.templates`; one seeded generator per
+  :data:`~cookbook_core.templates.STREAM` indices, not per sample).  The output is
+  cut into fixed blocks that do not depend on the number of workers; each block
+  holds whole streams of each template (:func:`template_range`) and interleaves the
+  templates in a fixed order, so the bytes written are identical for 1 or many
+  worker processes.
+* **Bounded memory and disk.** Blocks are produced by worker processes, each written
+  to its own small block file, and spliced into the data file in order by the parent
+  (``copy_file_range``: the bytes never pass through the parent's memory) with a
+  bounded number in flight; a spliced block file is deleted at once.
 * **Atomic output.** Everything is written into a hidden sibling folder that is
   renamed to the final name only when the dataset and its ``manifest.json`` are
-  complete.  A failed run leaves nothing under the final name.
+  complete (and fsynced; write-back starts while generation runs).  A failed run
+  leaves nothing under the final name.
 * **Faults.** A template that raises is retried (same random stream, advanced) up
   to :data:`RETRIES` times; every exception is counted per template with the first
   traceback kept.  Above ``max_fault_rate`` the run stops with :class:`GenerationError`.
 
-Formats: JSONL (``prompt``, ``completion``, ``messages`` in chat form, ``meta``),
-Parquet (``meta`` as a JSON string column) and a Hugging Face ``datasets`` folder
-(written via Parquet).  What it does not do: read datasets back (``dataset_io``)
-or train on them.
+Row layouts (:data:`LAYOUTS`): ``compact`` (the default) writes ``prompt``,
+``completion`` and ``meta``, and a ``meta.parent``/``meta.child`` string of
+:data:`MIN_SPAN_CHARS` or more characters that occurs in the prompt (a document), or a
+list of strings that all occur in it (passages, choices) and that long together, is
+stored once, as spans of the prompt under ``meta["in_prompt"]``
+(``{"parent": {"document": [10, 712]}}``, ``{"child": {"choices": [[9, 20], ...]}}``);
+``full`` also writes ``messages`` (the
+chat form) and every meta string in full, as a user reading the raw file without
+this library may want.  :func:`cookbook_core.dataset_io.iter_rows` returns whole rows
+(``messages`` and the full meta) for both.  ``template``, ``index`` and
+``in_prompt`` are meta keys the engine owns.
+
+Formats: JSONL, Parquet (``meta`` as a JSON string column) and a Hugging Face
+``datasets`` folder (written via Parquet).  Worker processes are forked when the
+calling process has a single thread (they then share the parent's loaded templates,
+token spaces and numpy) and spawned otherwise.  What it does not do: read datasets
+back (``dataset_io``) or train on them.
 """
 
 from __future__ import annotations
 
+import errno
+import gc
 import json
 import math
 import multiprocessing as mp
 import os
 import shutil
 import sys
+import threading
 import time
-import traceback
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from json.encoder import c_make_encoder
 from json.encoder import encode_basestring_ascii as _enc_str
 from pathlib import Path
+from types import GeneratorType
 from typing import Any
 
-from cookbook_core import discovery, storage, tokens
+from cookbook_core import discovery, storage, template_helpers, tokens
 from cookbook_core.errors import BadInput, CookbookError
-from cookbook_core.templates import Template, TemplateError
+from cookbook_core.templates import RETRIES, STREAM, Example, FaultLog, Template, TemplateError
 
 FORMATS = ("jsonl", "parquet", "hf")
+LAYOUTS = ("compact", "full")
 DATA_FILES = {"jsonl": "data.jsonl", "parquet": "data.parquet", "hf": "hf"}
 BLOCK_SIZE = 2048
-RETRIES = 3
 MIN_ATTEMPTS_FOR_RATE = 200
+MIN_SPAN_CHARS = 64
+"""Shortest meta string that the compact layout stores as a span of the prompt."""
+SYNC_BYTES = 32 << 20
+"""Start write-back of the data file every this many bytes (the final fsync then
+waits for the rest only)."""
 
 _META_ENC = json.JSONEncoder(separators=(",", ":"))
+_SPAN_SECTIONS = ("parent", "child")
+_RESERVED = "in_prompt"
 
 Progress = Callable[[int, int], None]
+BlockResult = tuple[int, Any, list[int], list[int], list[str | None]]
+
+__all__ = [
+    "BLOCK_SIZE",
+    "FORMATS",
+    "LAYOUTS",
+    "RETRIES",
+    "GenerateConfig",
+    "GenerationConfigError",
+    "GenerationError",
+    "Source",
+    "block_members",
+    "block_plan",
+    "config_from_dict",
+    "config_to_dict",
+    "generate",
+    "manifest_summary",
+    "plan_counts",
+    "resolve_sources",
+    "run_job",
+    "template_range",
+    "validate_job",
+]
 
 
 class GenerationError(CookbookError):
@@ -62,7 +115,7 @@ class GenerationError(CookbookError):
 
 
 class GenerationConfigError(BadInput):
-    """A config that cannot run: bad n, seed, format, weights or output folder."""
+    """A config that cannot run: bad n, seed, format, layout, weights or output folder."""
 
 
 @dataclass
@@ -87,6 +140,7 @@ class GenerateConfig:
     workers: int = 1
     max_fault_rate: float = 0.01
     block_size: int = BLOCK_SIZE
+    layout: str = "compact"
     extra: dict[str, Any] = field(default_factory=dict)  # recorded in the manifest as is
 
 
@@ -113,16 +167,32 @@ def block_plan(counts: Sequence[int], block_size: int) -> int:
     return max(1, math.ceil(n / block_size)) if n else 0
 
 
+def template_range(count: int, n_blocks: int, b: int) -> tuple[int, int]:
+    """The indices ``[lo, hi)`` of a template with ``count`` samples in block ``b``.
+
+    Boundaries are the template's even share ``b * count / n_blocks`` rounded to the
+    nearest multiple of :data:`STREAM` (the last one is ``count``), so a block holds
+    whole random streams and never replays part of one.
+    """
+
+    def bound(j: int) -> int:
+        if j >= n_blocks:
+            return count
+        return min(count, STREAM * ((2 * j * count + n_blocks * STREAM) // (2 * n_blocks * STREAM)))
+
+    return bound(b), bound(b + 1)
+
+
 def block_members(counts: Sequence[int], n_blocks: int, b: int) -> list[tuple[int, int]]:
     """The (source, per-template index) pairs of block ``b``, in output order.
 
-    Template ``t`` contributes its indices ``[floor(b*c_t/B), floor((b+1)*c_t/B))``;
-    within the block the templates are interleaved evenly (each item keyed by its
-    relative position in its template's run, ties by source order).
+    Template ``t`` contributes its indices :func:`template_range`; within the block
+    the templates are interleaved evenly (each item keyed by its relative position in
+    its template's run, ties by source order).
     """
     runs = []
     for t, c in enumerate(counts):
-        lo, hi = (b * c) // n_blocks, ((b + 1) * c) // n_blocks
+        lo, hi = template_range(c, n_blocks, b)
         if hi > lo:
             runs.append((t, lo, hi))
     if len(runs) == 1:
@@ -163,122 +233,300 @@ class _BlockMaker:
                     r.space_spec, cfg["token_space_size"], cfg["seed"]
                 ).tokens
         self.vocabs = [spaces[r.space_spec] for r in resolved]
+        for vocab in spaces.values():
+            template_helpers.prepare(vocab)
         self.counts = counts
         self.n_blocks = block_plan(counts, cfg["block_size"])
         self.seed = cfg["seed"]
         self.format = cfg["format"]
+        self.compact = cfg["layout"] == "compact"
 
-    def make(self, b: int) -> tuple[int, Any, list[int], list[int], list[str | None]]:
+    def make(self, b: int) -> BlockResult:
+        """Block ``b``: (b, payload or ``None`` when a sample failed every retry,
+        faults, attempts and first traceback per source)."""
         n_src = len(self.templates)
-        faults = [0] * n_src
-        attempts = [0] * n_src
-        first_tb: list[str | None] = [None] * n_src
-        members = block_members(self.counts, self.n_blocks, b)
-        rows: list[tuple[str, str, dict[str, Any]]] = []
-        append = rows.append
-        templates, params, vocabs, seed = self.templates, self.params, self.vocabs, self.seed
-        for t, k in members:
-            tpl = templates[t]
-            rng = tpl.rng_for(seed, k)
-            for attempt in range(RETRIES):
-                attempts[t] += 1
-                try:
-                    ex = tpl.fn(rng, vocabs[t], **params[t])
-                    if not (isinstance(ex.prompt, str) and isinstance(ex.completion, str)):
-                        raise TypeError("prompt and completion must be str")
-                    if not isinstance(ex.meta, dict):
-                        raise TypeError("meta must be a dict")
-                    meta = {"template": tpl.name, "index": k}
-                    meta.update(ex.meta)
-                    append((ex.prompt, ex.completion, meta))
-                    break
-                except Exception:  # noqa: BLE001 - counted and reported, never hidden
-                    faults[t] += 1
-                    if first_tb[t] is None:
-                        first_tb[t] = traceback.format_exc(limit=8)
-                    if attempt == RETRIES - 1:
-                        return b, None, faults, attempts, first_tb
-        return b, _encode(rows, self.format), faults, attempts, first_tb
+        logs = [FaultLog() for _ in range(n_src)]
+        runs: list[tuple[int, int, list[Example]]] = []
+        for t, tpl in enumerate(self.templates):
+            lo, hi = template_range(self.counts[t], self.n_blocks, b)
+            if hi <= lo:
+                continue
+            samples = tpl.samples(
+                self.vocabs[t], self.seed, lo, hi, self.params[t], resolved=True, log=logs[t]
+            )
+            try:
+                runs.append((t, lo, list(samples)))
+            except Exception:  # noqa: BLE001 - counted in logs[t] and reported by the parent
+                return _result(b, None, logs)
+        if len(runs) == 1:
+            t, lo, exs = runs[0]
+            name = self.templates[t].name
+            rows = [(name, lo + j, ex) for j, ex in enumerate(exs)]
+        else:
+            keyed = []
+            for t, lo, exs in runs:
+                m, name = len(exs), self.templates[t].name
+                keyed += [((j + 0.5) / m, t, lo + j, name, ex) for j, ex in enumerate(exs)]
+            keyed.sort(key=lambda item: item[:3])
+            rows = [(name, k, ex) for _, _, k, name, ex in keyed]
+        return _result(b, _encode(rows, self.format, self.compact), logs)
 
 
-def _encode(rows: list[tuple[str, str, dict[str, Any]]], fmt: str) -> Any:
+def _result(b: int, payload: Any, logs: list[FaultLog]) -> BlockResult:
+    return b, payload, [g.faults for g in logs], [g.attempts for g in logs], [g.first for g in logs]
+
+
+def _meta(name: str, k: int, ex: Example, compact: bool) -> dict[str, Any]:
+    """The meta written for one row (engine keys first, then the template's)."""
+    meta = {"template": name, "index": k}
+    meta.update(ex.meta)
+    if _RESERVED in ex.meta:
+        raise TemplateError(f"template {name!r}: meta key {_RESERVED!r} is reserved")
+    if not compact:
+        return meta
+    prompt = ex.prompt
+    spans: dict[str, dict[str, Any]] | None = None
+    for section in _SPAN_SECTIONS:
+        fields = meta.get(section)
+        if type(fields) is not dict:
+            continue
+        moved: dict[str, Any] | None = None
+        for key, value in fields.items():
+            kind = type(value)
+            if kind is str:
+                if len(value) < MIN_SPAN_CHARS:
+                    continue
+                at = _find(prompt, value)
+                if at < 0:
+                    continue
+                span: Any = [at, at + len(value)]
+            elif kind is list and value and all(type(v) is str for v in value):
+                if sum(map(len, value)) < MIN_SPAN_CHARS:
+                    continue
+                span = []
+                for v in value:
+                    at = _find(prompt, v)
+                    if at < 0:
+                        break
+                    span.append([at, at + len(v)])
+                if len(span) != len(value):
+                    continue
+            else:
+                continue
+            if moved is None:
+                moved = {}
+            moved[key] = span
+        if moved:
+            meta[section] = {k: v for k, v in fields.items() if k not in moved}
+            if spans is None:
+                spans = {}
+            spans[section] = moved
+    if spans:
+        meta[_RESERVED] = spans
+    return meta
+
+
+def _find(text: str, part: str) -> int:
+    """``text.find(part)``, faster for a long ``part`` (no long-needle preprocessing)."""
+    head = part[:32]
+    at = text.find(head)
+    while at >= 0 and not text.startswith(part, at):
+        at = text.find(head, at + 1)
+    return at
+
+
+def _not_json(o: Any) -> Any:
+    raise TypeError(f"Object of type {type(o).__name__} is not JSON serializable")
+
+
+if c_make_encoder is not None:  # the C encoder, made once instead of once per row
+    _c_encode = c_make_encoder(None, _not_json, _enc_str, None, ":", ",", False, False, True)
+
+    def _encode_meta(meta: dict[str, Any]) -> str:
+        return "".join(_c_encode(meta, 0))
+
+else:  # pragma: no cover - CPython always has the C encoder
+    _encode_meta = _META_ENC.encode
+
+
+def _encode(rows: list[tuple[str, int, Example]], fmt: str, compact: bool) -> Any:
     if fmt == "jsonl":
         parts = []
-        for prompt, completion, meta in rows:
-            p = _enc_str(prompt)
-            c = _enc_str(completion)
-            m = _META_ENC.encode(meta)
-            parts.append(
-                f'{{"prompt":{p},"completion":{c},"messages":[{{"role":"user","content":{p}}},'
-                f'{{"role":"assistant","content":{c}}}],"meta":{m}}}\n'
-            )
+        append = parts.append
+        encode = _encode_meta
+        for name, k, ex in rows:
+            p = _enc_str(ex.prompt)
+            c = _enc_str(ex.completion)
+            m = encode(_meta(name, k, ex, compact))
+            if compact:
+                append(f'{{"prompt":{p},"completion":{c},"meta":{m}}}\n')
+            else:
+                append(
+                    f'{{"prompt":{p},"completion":{c},"messages":[{{"role":"user","content":{p}}},'
+                    f'{{"role":"assistant","content":{c}}}],"meta":{m}}}\n'
+                )
         return "".join(parts).encode("ascii")
     return (
-        [r[0] for r in rows],
-        [r[1] for r in rows],
-        [_META_ENC.encode(r[2]) for r in rows],
+        [ex.prompt for _, _, ex in rows],
+        [ex.completion for _, _, ex in rows],
+        [_encode_meta(_meta(name, k, ex, compact)) for name, k, ex in rows],
     )
 
 
 _worker: _BlockMaker | None = None
+_spill: str | None = None
 
 
-def _init_worker(resolved: list[_Resolved], counts: list[int], cfg: dict[str, Any]) -> None:
-    global _worker
-    _worker = _BlockMaker(resolved, counts, cfg)
+def _init_worker(args: tuple[Any, ...] | None, spill: str | None) -> None:
+    """Pool initializer: build the block maker (already inherited when forked)."""
+    global _worker, _spill
+    if args is not None:
+        _worker = _BlockMaker(*args)
+    _spill = spill
 
 
-def _work(b: int) -> tuple[int, Any, list[int], list[int], list[str | None]]:
+def _work(b: int) -> BlockResult:
+    """Make block ``b``; a JSONL payload goes to its own block file, whose length is
+    returned in its place (the parent splices it)."""
     assert _worker is not None
-    return _worker.make(b)
+    res = _worker.make(b)
+    payload = res[1]
+    if _spill is None or not isinstance(payload, bytes):
+        return res
+    fd = os.open(os.path.join(_spill, f"{b}.part"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        _write_all(fd, payload)
+    finally:
+        os.close(fd)
+    return (b, len(payload), *res[2:])
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
 
 
 # ----------------------------------------------------------------------------------
 # Writers
 
 
+class _Syncer:
+    """A thread that starts write-back of the data file while generation goes on."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.wake = threading.Event()
+        self.done = False
+        self.thread: threading.Thread | None = None
+
+    def poke(self) -> None:
+        if self.thread is None:
+            self.thread = threading.Thread(target=self._run, name="cookbook-sync", daemon=True)
+            self.thread.start()
+        self.wake.set()
+
+    def _run(self) -> None:
+        while True:
+            self.wake.wait()
+            self.wake.clear()
+            if self.done:
+                return
+            try:
+                os.fdatasync(self.fd)
+            except OSError:
+                return  # the final fsync reports real errors
+
+    def close(self) -> None:
+        self.done = True
+        self.wake.set()
+        if self.thread is not None:
+            self.thread.join()
+
+
 class _Writer:
-    def __init__(self, tmp: Path, fmt: str) -> None:
+    def __init__(self, tmp: Path, fmt: str, compact: bool) -> None:
         self.fmt = fmt
         self.bytes = 0
+        self.fd = -1
         if fmt == "jsonl":
-            self.fh = open(tmp / DATA_FILES["jsonl"], "wb", buffering=1 << 20)
-        else:
-            import pyarrow as pa
-            import pyarrow.parquet as pq
+            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
+            self.fd = os.open(tmp / DATA_FILES["jsonl"], flags, 0o666)
+            self.syncer = _Syncer(self.fd)
+            self.synced = 0
+            self.splice_ok = hasattr(os, "copy_file_range")
+            return
+        import pyarrow as pa
+        import pyarrow.parquet as pq
 
-            self.pa = pa
-            msg = pa.struct([("role", pa.string()), ("content", pa.string())])
-            self.schema = pa.schema(
-                [
-                    ("prompt", pa.string()),
-                    ("completion", pa.string()),
-                    ("messages", pa.list_(msg)),
-                    ("meta", pa.string()),
-                ]
-            )
-            target = tmp / ("data.parquet" if fmt == "parquet" else "staging.parquet")
-            self.path = target
-            self.pq = pq.ParquetWriter(target, self.schema, compression="zstd")
+        self.pa = pa
+        msg = pa.struct([("role", pa.string()), ("content", pa.string())])
+        fields = [("prompt", pa.string()), ("completion", pa.string())]
+        if not compact:
+            fields.append(("messages", pa.list_(msg)))
+        fields.append(("meta", pa.string()))
+        self.compact = compact
+        self.schema = pa.schema(fields)
+        target = tmp / ("data.parquet" if fmt == "parquet" else "staging.parquet")
+        self.path = target
+        self.pq = pq.ParquetWriter(target, self.schema, compression="zstd")
 
     def write(self, payload: Any) -> None:
         if self.fmt == "jsonl":
-            self.fh.write(payload)
-            self.bytes += len(payload)
+            _write_all(self.fd, payload)
+            self._wrote(len(payload))
             return
         prompts, completions, metas = payload
-        messages = [
-            [{"role": "user", "content": p}, {"role": "assistant", "content": c}]
-            for p, c in zip(prompts, completions, strict=True)
-        ]
-        table = self.pa.table([prompts, completions, messages, metas], schema=self.schema)
-        self.pq.write_table(table)
+        columns = [prompts, completions]
+        if not self.compact:
+            columns.append(
+                [
+                    [{"role": "user", "content": p}, {"role": "assistant", "content": c}]
+                    for p, c in zip(prompts, completions, strict=True)
+                ]
+            )
+        columns.append(metas)
+        self.pq.write_table(self.pa.table(columns, schema=self.schema))
+
+    def splice(self, path: str, length: int) -> None:
+        """Append the ``length`` bytes of block file ``path``, then delete it."""
+        src = os.open(path, os.O_RDONLY)
+        try:
+            done = 0
+            while done < length and self.splice_ok:
+                try:
+                    n = os.copy_file_range(src, self.fd, length - done, done)
+                except OSError as exc:
+                    if exc.errno not in (errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
+                        raise
+                    self.splice_ok = False  # e.g. an old kernel: copy through memory
+                    break
+                if n == 0:
+                    raise OSError(f"{path} is shorter than {length} bytes")
+                done += n
+            while done < length:
+                chunk = os.pread(src, min(1 << 22, length - done), done)
+                if not chunk:
+                    raise OSError(f"{path} is shorter than {length} bytes")
+                _write_all(self.fd, chunk)
+                done += len(chunk)
+        finally:
+            os.close(src)
+        os.unlink(path)
+        self._wrote(length)
+
+    def _wrote(self, n: int) -> None:
+        self.bytes += n
+        if self.bytes - self.synced >= SYNC_BYTES:
+            self.synced = self.bytes
+            self.syncer.poke()
 
     def close(self, tmp: Path) -> None:
         if self.fmt == "jsonl":
-            self.fh.flush()
-            os.fsync(self.fh.fileno())
-            self.fh.close()
+            self.syncer.close()
+            os.fsync(self.fd)
+            os.close(self.fd)
+            self.fd = -1
             return
         self.pq.close()
         if self.fmt == "hf":
@@ -292,6 +540,12 @@ class _Writer:
             self.path.unlink()
             shutil.rmtree(tmp / "_hf_cache", ignore_errors=True)
         self.bytes = sum(f.stat().st_size for f in tmp.rglob("*") if f.is_file())
+
+    def abort(self) -> None:
+        if self.fmt == "jsonl" and self.fd >= 0:
+            self.syncer.close()
+            os.close(self.fd)
+            self.fd = -1
 
 
 # ----------------------------------------------------------------------------------
@@ -318,12 +572,18 @@ def _check_config(cfg: GenerateConfig) -> None:
         raise GenerationConfigError(
             f"unknown format {cfg.format!r}: use one of {', '.join(FORMATS)}"
         )
+    if cfg.layout not in LAYOUTS:
+        raise GenerationConfigError(
+            f"unknown layout {cfg.layout!r}: use one of {', '.join(LAYOUTS)}"
+        )
     if cfg.n < 1:
         raise GenerationConfigError(f"-n must be at least 1, got {cfg.n}")
     if cfg.seed < 0:
         raise GenerationConfigError(f"seed must be >= 0, got {cfg.seed}")
     if cfg.workers < 1:
         raise GenerationConfigError(f"workers must be at least 1, got {cfg.workers}")
+    if cfg.block_size < 1:
+        raise GenerationConfigError(f"block_size must be at least 1, got {cfg.block_size}")
     if not 0 <= cfg.max_fault_rate <= 1:
         raise GenerationConfigError("max_fault_rate must be in [0, 1]")
     for s in cfg.sources:
@@ -375,11 +635,17 @@ def generate(
         "seed": cfg.seed,
         "block_size": cfg.block_size,
         "format": cfg.format,
+        "layout": cfg.layout,
     }
+    writer: _Writer | None = None
+    blocks: Iterator[BlockResult] | None = None
     try:
-        writer = _Writer(tmp, cfg.format)
+        writer = _Writer(tmp, cfg.format, cfg.layout == "compact")
+        spill = tmp / ".blocks" if cfg.format == "jsonl" else None
+        ctx = _pool_context() if cfg.workers > 1 and n_blocks > 1 else None
         done = 0
-        for b, payload, f, a, tb in _blocks(resolved, counts, cfg_small, n_blocks, cfg.workers):
+        blocks = _blocks(resolved, counts, cfg_small, n_blocks, cfg.workers, ctx, spill)
+        for b, payload, f, a, tb in blocks:
             for t in range(n_src):
                 faults[t] += f[t]
                 attempts[t] += a[t]
@@ -388,11 +654,17 @@ def generate(
             _raise_on_faults(
                 resolved, faults, attempts, first_tb, cfg.max_fault_rate, payload is None
             )
-            writer.write(payload)
-            done += _block_len(counts, n_blocks, b)
+            if isinstance(payload, int):
+                assert spill is not None
+                writer.splice(str(spill / f"{b}.part"), payload)
+            else:
+                writer.write(payload)
+            done += sum(hi - lo for lo, hi in (template_range(c, n_blocks, b) for c in counts))
             if progress:
                 progress(done, cfg.n)
         writer.close(tmp)
+        if spill is not None:
+            shutil.rmtree(spill, ignore_errors=True)
         _raise_on_faults(
             resolved, faults, attempts, first_tb, cfg.max_fault_rate, False, final=True
         )
@@ -404,12 +676,15 @@ def generate(
             "n": cfg.n,
             "seed": cfg.seed,
             "format": cfg.format,
+            "layout": cfg.layout,
             "data": DATA_FILES[cfg.format],
             "bytes": writer.bytes,
             "elapsed_s": round(elapsed, 3),
             "samples_per_s": round(cfg.n / elapsed, 1) if elapsed > 0 else None,
             "workers": cfg.workers,
+            "start_method": ctx.get_start_method() if ctx is not None else None,
             "block_size": cfg.block_size,
+            "stream": STREAM,
             "max_fault_rate": cfg.max_fault_rate,
             "templates": [
                 {
@@ -436,12 +711,20 @@ def generate(
         storage.publish_dir(tmp, out)
         return manifest
     except BaseException:
+        if isinstance(blocks, GeneratorType):
+            blocks.close()  # stops the workers before their block files are removed
+        if writer is not None:
+            writer.abort()
         shutil.rmtree(tmp, ignore_errors=True)
         raise
 
 
-def _block_len(counts: Sequence[int], n_blocks: int, b: int) -> int:
-    return sum(((b + 1) * c) // n_blocks - (b * c) // n_blocks for c in counts)
+def _pool_context() -> Any:
+    """Fork when this process has one thread (safe, and workers share what the parent
+    loaded); spawn otherwise (a studio or server process with threads)."""
+    if "fork" in mp.get_all_start_methods() and threading.active_count() == 1:
+        return mp.get_context("fork")
+    return mp.get_context("spawn")
 
 
 def _blocks(
@@ -450,17 +733,38 @@ def _blocks(
     cfg: dict[str, Any],
     n_blocks: int,
     workers: int,
-) -> Iterator[tuple[int, Any, list[int], list[int], list[str | None]]]:
-    if workers == 1 or n_blocks <= 1:
+    ctx: Any,
+    spill: Path | None,
+) -> Iterator[BlockResult]:
+    """Every block's result in order: made here (``ctx`` is ``None``) or by ``workers``
+    processes started by ``ctx``, JSONL payloads handed over as block files in ``spill``."""
+    global _worker
+    if ctx is None:
         maker = _BlockMaker(resolved, counts, cfg)
         for b in range(n_blocks):
             yield maker.make(b)
         return
-    ctx = mp.get_context("spawn")
-    with ctx.Pool(workers, initializer=_init_worker, initargs=(resolved, counts, cfg)) as pool:
+    if spill is not None:
+        spill.mkdir()
+    args: tuple[Any, ...] | None = (resolved, counts, cfg)
+    forked = ctx.get_start_method() == "fork"
+    if forked:
+        _worker, args = _BlockMaker(resolved, counts, cfg), None  # inherited by the workers
+        gc.freeze()  # the workers' collector then leaves the shared pages alone
+    try:
+        pool = ctx.Pool(
+            workers,
+            initializer=_init_worker,
+            initargs=(args, str(spill) if spill is not None else None),
+        )
+    finally:
+        _worker = None  # the parent keeps no maker
+        if forked:
+            gc.unfreeze()
+    with pool:
         pending: deque[Any] = deque()
         next_b = 0
-        window = 3 * workers
+        window = 4 * workers
         while next_b < n_blocks or pending:
             while next_b < n_blocks and len(pending) < window:
                 pending.append(pool.apply_async(_work, (next_b,)))
@@ -511,6 +815,7 @@ def config_from_dict(d: Mapping[str, Any]) -> GenerateConfig:
 
 
 def config_to_dict(cfg: GenerateConfig) -> dict[str, Any]:
+    """The ``asdict`` form of a config (what job folders store)."""
     return asdict(cfg)
 
 

@@ -31,18 +31,21 @@ sandbox turns it off to save numpy's import time in its short-lived processes.""
 def draw(rng: random.Random, vocab: Sequence[str], n: int) -> list[str]:
     """``n`` tokens drawn uniformly with replacement.
 
-    Each draw takes 32 random bits from ``rng`` and maps them to an index by
-    multiply-shift (bias below 1e-5 for vocabularies under 40k tokens).  Long draws
-    index a cached numpy copy of the vocabulary when :data:`USE_NUMPY` is set; the
-    result is the same either way.
+    Each draw takes 32 random bits ``x`` from ``rng`` and maps them to the index
+    ``(x * len(vocab)) >> 32`` (multiply-shift; bias below 1e-5 for vocabularies under
+    40k tokens).  Long draws compute the same indices in numpy (as the exact float
+    product ``x * (len(vocab) / 2**32)``, floored) and index a cached numpy copy of
+    the vocabulary when :data:`USE_NUMPY` is set; the result is the same either way.
     """
-    size = len(vocab)
     raw = rng.randbytes(4 * n)
     if n < 16 or not USE_NUMPY:
+        size = len(vocab)
         return [vocab[(x * size) >> 32] for x in memoryview(raw).cast("I")]
-    np = _numpy()
-    idx = (np.frombuffer(raw, dtype="<u4") * np.uint64(size)) >> np.uint64(32)
-    return _as_array(vocab)[idx].tolist()
+    entry = _LAST[0]
+    if entry[0] is not vocab:
+        entry = _array_entry(vocab)
+    np = entry[3]
+    return entry[1].take((np.frombuffer(raw, dtype="<u4") * entry[2]).astype(np.intp)).tolist()
 
 
 @functools.lru_cache(maxsize=1)
@@ -52,19 +55,29 @@ def _numpy() -> Any:
     return numpy
 
 
-_ARRAYS: dict[int, tuple[Sequence[str], Any]] = {}
+_ARRAYS: dict[int, tuple[Sequence[str], Any, float, Any]] = {}
+_LAST: list[tuple[Any, Any, float, Any]] = [(None, None, 0.0, None)]
 
 
-def _as_array(vocab: Sequence[str]) -> Any:
-    """A numpy object array of ``vocab``, cached by identity (the last 4 vocabularies)."""
+def prepare(vocab: Sequence[str]) -> None:
+    """Build what :func:`draw` caches for ``vocab`` now (numpy and its copy of the
+    vocabulary), so that worker processes forked afterwards share it."""
+    if USE_NUMPY:
+        _array_entry(vocab)
+
+
+def _array_entry(vocab: Sequence[str]) -> tuple[Sequence[str], Any, float, Any]:
+    """(vocab, numpy object array of it, ``len(vocab) / 2**32``, numpy), cached by
+    identity (the last 4 vocabularies); the vocabulary must not be mutated afterwards."""
     hit = _ARRAYS.get(id(vocab))
-    if hit is not None and hit[0] is vocab:
-        return hit[1]
-    arr = _numpy().array(vocab, dtype=object)
-    if len(_ARRAYS) >= 4:
-        del _ARRAYS[next(iter(_ARRAYS))]
-    _ARRAYS[id(vocab)] = (vocab, arr)
-    return arr
+    if hit is None or hit[0] is not vocab:
+        np = _numpy()
+        hit = (vocab, np.array(vocab, dtype=object), len(vocab) * 2.0**-32, np)
+        if len(_ARRAYS) >= 4:
+            del _ARRAYS[next(iter(_ARRAYS))]
+        _ARRAYS[id(vocab)] = hit
+    _LAST[0] = hit
+    return hit
 
 
 def draw_excluding(

@@ -6,6 +6,17 @@ A template is a plain Python function that draws random tokens and returns one
 its typed parameters (with defaults and documented ranges, read from the
 function's ``Annotated`` keyword arguments) and its rule checker.
 
+**Determinism (random streams).**  The indices of a template are cut into fixed
+streams of :data:`STREAM` consecutive indices.  Stream ``s`` has one
+``random.Random`` seeded from (template name, seed, ``s``); sample ``k`` is the
+``k % STREAM``-th sample drawn from stream ``k // STREAM``, after the samples before
+it in that stream (each retried on a fault, see :data:`RETRIES`).  So sample ``k``
+is still a pure function of (template, params, seed, ``k``) and of nothing else (not
+of the dataset size, the mixture, the block layout or the number of workers), while
+a generator is seeded once per ``STREAM`` samples instead of once per sample.
+:meth:`Template.samples` is the one implementation of that rule: the generation
+engine, :meth:`Template.sample` and the previews all draw through it.
+
 What this module does not do: find template files on disk (``discovery``), pick
 token spaces (``tokens``) or write datasets (``generate``).
 """
@@ -15,9 +26,10 @@ from __future__ import annotations
 import difflib
 import inspect
 import random
+import traceback
 import typing
 import zlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,7 +37,15 @@ from cookbook_core.errors import BadInput
 
 FAMILIES = ("selection", "search", "comparison")
 
-_SEED_STRIDE = 1 << 40  # index space per (template, seed); far more than any dataset
+_SEED_STRIDE = 1 << 40  # stream space per (template, seed); far more than any dataset
+
+STREAM = 64
+"""Consecutive indices drawn from one seeded generator (part of the determinism rule:
+changing it changes every sample)."""
+
+RETRIES = 3
+"""Attempts per sample: a template that raises (or returns something that is not a
+valid :class:`Example`) is called again on the same, advanced, stream."""
 
 
 class TemplateError(BadInput):
@@ -142,6 +162,24 @@ Generator = Callable[..., Example]
 Checker = Callable[[Mapping[str, Any], str, Mapping[str, Any]], bool]
 
 
+@dataclass(slots=True)
+class FaultLog:
+    """Attempts and faults counted while drawing samples, with the first traceback."""
+
+    attempts: int = 0
+    faults: int = 0
+    first: str | None = None
+
+
+def _validate(ex: Any, name: str) -> None:
+    if not isinstance(ex, Example):
+        raise TypeError(f"template {name!r} returned {type(ex).__name__}, expected Example")
+    if not (isinstance(ex.prompt, str) and isinstance(ex.completion, str)):
+        raise TypeError(f"template {name!r}: prompt and completion must be str")
+    if not isinstance(ex.meta, dict):
+        raise TypeError(f"template {name!r}: meta must be a dict")
+
+
 class Template:
     """A data-generating template: generator function + parameters + rule checker."""
 
@@ -198,9 +236,59 @@ class Template:
         return msg + f" (parameters: {', '.join(known) or 'none'})"
 
     # -- sampling ----------------------------------------------------------------
-    def rng_for(self, seed: int, index: int) -> random.Random:
-        """The random generator for sample ``index`` under ``seed``: a pure function of both."""
-        return random.Random((seed * 65536 + self._salt) * _SEED_STRIDE + index)
+    def stream_rng(self, seed: int, stream: int) -> random.Random:
+        """The generator of stream ``stream`` (indices ``[stream * STREAM, (stream + 1) *
+        STREAM)``) under ``seed``: a pure function of the template's name and both."""
+        return random.Random((seed * 65536 + self._salt) * _SEED_STRIDE + stream)
+
+    def samples(
+        self,
+        vocab: Sequence[str],
+        seed: int,
+        start: int,
+        stop: int,
+        params: Mapping[str, Any] | None = None,
+        *,
+        resolved: bool = False,
+        log: FaultLog | None = None,
+    ) -> Iterator[Example]:
+        """Samples ``start`` to ``stop - 1`` (see the module doc for the rule).
+
+        A sample that raises, or returns anything but an :class:`Example` with ``str``
+        prompt and completion and a ``dict`` meta, is attempted again on the advanced
+        stream, up to :data:`RETRIES` times; then the last exception propagates.
+        ``log`` (the engine's) counts attempts and faults and keeps the first
+        traceback.  An unaligned ``start`` replays its stream from the beginning
+        (at most ``STREAM - 1`` extra samples).  ``resolved=True`` skips parameter
+        checking (the engine resolves once).
+        """
+        kw = dict(params or {}) if resolved else self.resolve_params(params)
+        fn = self.fn
+        k = start - start % STREAM
+        while k < stop:
+            rng = self.stream_rng(seed, k // STREAM)
+            end = min(stop, k + STREAM)
+            for i in range(k, end):
+                for attempt in range(RETRIES):
+                    if log is not None:
+                        log.attempts += 1
+                    try:
+                        ex = fn(rng, vocab, **kw)
+                        if type(ex) is not Example or type(ex.meta) is not dict:
+                            _validate(ex, self.name)
+                        if type(ex.prompt) is not str or type(ex.completion) is not str:
+                            _validate(ex, self.name)
+                        break
+                    except Exception:  # noqa: BLE001 - counted, retried, then raised
+                        if log is not None:
+                            log.faults += 1
+                            if log.first is None:
+                                log.first = traceback.format_exc(limit=8)
+                        if attempt == RETRIES - 1:
+                            raise
+                if i >= start:
+                    yield ex
+            k = end
 
     def sample(
         self,
@@ -211,19 +299,12 @@ class Template:
         *,
         resolved: bool = False,
     ) -> Example:
-        """Generate sample ``index``; the same arguments always give the same example.
+        """Generate sample ``index``; the same arguments always give the same example
+        (the one a generated dataset holds at this template's index ``index``).
 
-        ``resolved=True`` skips parameter checking (the generation engine resolves once).
+        ``resolved=True`` skips parameter checking.
         """
-        kw = dict(params or {}) if resolved else self.resolve_params(params)
-        ex = self.fn(self.rng_for(seed, index), vocab, **kw)
-        if not isinstance(ex, Example):
-            raise TypeError(
-                f"template {self.name!r} returned {type(ex).__name__}, expected Example"
-            )
-        if not isinstance(ex.prompt, str) or not isinstance(ex.completion, str):
-            raise TypeError(f"template {self.name!r}: prompt and completion must be str")
-        return ex
+        return next(self.samples(vocab, seed, index, index + 1, params, resolved=resolved))
 
     def preview(
         self,
@@ -233,8 +314,7 @@ class Template:
         params: Mapping[str, Any] | None = None,
     ) -> list[Example]:
         """The first ``n`` samples for ``seed``."""
-        kw = self.resolve_params(params)
-        return [self.sample(vocab, seed, i, kw, resolved=True) for i in range(n)]
+        return list(self.samples(vocab, seed, 0, n, params))
 
     def preview_records(
         self,

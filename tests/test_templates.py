@@ -8,7 +8,7 @@ import json
 import pytest
 
 from cookbook_core import discovery, tokens
-from cookbook_core.templates import FAMILIES, Example, Template
+from cookbook_core.templates import FAMILIES, STREAM, Example, FaultLog, Template
 from tests.golden_samples import GOLDEN, golden_for
 
 SHIPPED = discovery.names()
@@ -72,7 +72,7 @@ def test_same_seed_and_index_same_sample(name: str) -> None:
 def test_checker_accepts_own_samples_and_rejects_corruptions(name: str) -> None:
     tpl = discovery.get(name)
     vocab = _space(tpl)
-    samples = [tpl.sample(vocab, seed=s, index=i) for s in (0, 1) for i in range(150)]
+    samples = [e for s in (0, 1) for e in tpl.preview(vocab, 150, seed=s)]
     assert all(tpl.check(e, e.completion) for e in samples)
     rejected = total = 0
     for i, e in enumerate(samples):
@@ -99,3 +99,52 @@ def test_checker_holds_for_non_default_params(name: str) -> None:
                 params[p.name] = p.type(value)
         for e in tpl.preview(vocab, 20, seed=3, params=params):
             assert tpl.check(e, e.completion, params), (edge, params, e)
+
+
+@pytest.mark.parametrize("name", ["document_qa", "multiple_choice_qa"])
+def test_sample_k_is_the_kth_of_its_stream(name: str) -> None:
+    """One generator per stream of STREAM indices: ``sample(k)`` replays its stream, so
+    it equals element ``k`` of any run of samples that contains ``k``."""
+    tpl = discovery.get(name)
+    vocab = _space(tpl)
+    run = tpl.preview(vocab, 3 * STREAM + 5, seed=2)
+    for k in (0, 1, STREAM - 1, STREAM, STREAM + 1, 2 * STREAM, 3 * STREAM + 4):
+        assert tpl.sample(vocab, seed=2, index=k) == run[k]
+    middle = list(tpl.samples(vocab, 2, STREAM - 3, 2 * STREAM + 3))
+    assert middle == run[STREAM - 3 : 2 * STREAM + 3]
+    other_seed = tpl.sample(vocab, seed=3, index=STREAM + 1)
+    assert other_seed != run[STREAM + 1]
+
+
+FLAKY = '''
+"""Raises on a tenth of its calls: retried on the same, advanced stream."""
+import random
+from collections.abc import Sequence
+from cookbook_core.templates import Example, template
+
+
+@template(name="sometimes", family="search", task="squad")
+def sometimes(rng: random.Random, vocab: Sequence[str]) -> Example:
+    """A test template whose failures depend only on its random stream."""
+    if rng.random() < 0.1:
+        raise ValueError("planted")
+    tok = rng.choice(vocab)
+    return Example(tok, tok, {"parent": {}, "child": {}})
+'''
+
+
+def test_retries_are_part_of_the_stream(extra_templates) -> None:  # noqa: ANN001
+    """Faults are retried on the advanced stream in previews exactly as in datasets,
+    and counted when a log is given; a sample failing every retry re-raises."""
+    (extra_templates / "sometimes.py").write_text(FLAKY)
+    tpl = discovery.get("sometimes")
+    vocab = tuple(f"w{i}" for i in range(1000))
+    log = FaultLog()
+    logged = list(tpl.samples(vocab, 0, 0, 200, log=log))
+    assert logged == tpl.preview(vocab, 200)
+    assert log.attempts == 200 + log.faults and 5 < log.faults < 60
+    assert log.first is not None and "planted" in log.first
+    always = FLAKY.replace("< 0.1", "< 2")
+    (extra_templates / "sometimes.py").write_text(always)
+    with pytest.raises(ValueError, match="planted"):
+        discovery.get("sometimes").sample(vocab, index=5)

@@ -79,3 +79,17 @@ def test_tokenizer_json_folder(tmp_path: Path) -> None:
 def test_bad_specs(spec: str, kwargs: dict, needle: str) -> None:
     with pytest.raises(TokenSpaceError, match=needle):
         tokens.load(spec, **kwargs)
+
+
+def test_gguf_header_reader_matches_gguf_library(tmp_path: Path) -> None:
+    """The fast header-only GGUF reader gives exactly what ``gguf.GGUFReader`` gives, and
+    hands a file it does not understand (here: GGUF version 1) to the library."""
+    from cookbook_core import paths
+
+    gguf = paths.embedded_model_gguf()
+    fast = tokens._gguf_header_tokens(gguf)
+    assert fast is not None and len(fast) == 49_152
+    assert fast == tokens._gguf_reader_vocab(gguf)
+    old = tmp_path / "v1.gguf"
+    old.write_bytes(b"GGUF" + (1).to_bytes(4, "little") + bytes(16))
+    assert tokens._gguf_header_tokens(old) is None
