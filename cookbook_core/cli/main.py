@@ -219,7 +219,7 @@ def cmd_templates_preview(args: argparse.Namespace) -> int:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    from cookbook_core import dataset_io, discovery
+    from cookbook_core import dataset_io, discovery, storage
     from cookbook_core.generate import GenerateConfig, Source, generate, manifest_summary
 
     sources = [_parse_source(t) for t in args.template]
@@ -236,7 +236,10 @@ def cmd_generate(args: argparse.Namespace) -> int:
         token_space_size=args.token_space_size,
         workers=args.workers,
         max_fault_rate=args.max_fault_rate,
+        layout=args.layout,
     )
+    if args.out:
+        storage.check_output(args.out, folder=True)
     out = Path(args.out) if args.out else dataset_io.datasets_root() / _default_name(cfg)
     bar = _progress_bar(args.n, "generate")
     try:
@@ -260,6 +263,8 @@ class _Bar:
     def __init__(self, total: int, desc: str) -> None:
         from tqdm import tqdm
 
+        # no monitor thread: a single-threaded process may fork its generation workers
+        tqdm.monitor_interval = 0
         self._bar = tqdm(total=total, desc=desc, unit="samples", unit_scale=True, mininterval=0.5)
 
     def update_to(self, done: int, total: int) -> None:
@@ -323,6 +328,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = tsub.add_parser("check", help="static validation of a template file (no code runs)")
     p.add_argument("path")
     p.set_defaults(func=cmd_templates_check)
+    importlib.import_module("cookbook_core.cli.draft").add_templates_commands(tsub)
 
     g = sub.add_parser(
         "generate",
@@ -344,6 +350,14 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--out", help="output folder (default: <home>/datasets/<names>-n<N>-s<seed>)")
     g.add_argument("--format", choices=["jsonl", "parquet", "hf"], default="jsonl")
     g.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    g.add_argument(
+        "--layout",
+        choices=["compact", "full"],
+        default="compact",
+        help="compact (default): prompt, completion, meta, with a long input that the "
+        "prompt holds (a document) stored once as a span of the prompt; full: also the "
+        "chat-form messages and every meta field in full (for readers without cookbook)",
+    )
     g.add_argument(
         "--param",
         action="append",
@@ -378,12 +392,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from cookbook_core import threads
+    from cookbook_core import paths, threads
 
     threads.configure_process()  # before anything imports torch
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        paths.check_home()  # a workspace root that cannot be created fails here, not mid-work
         return int(args.func(args) or 0)
     except BadInput as exc:
         print(f"cookbook: error: {exc}", file=sys.stderr)

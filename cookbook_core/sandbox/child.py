@@ -202,6 +202,14 @@ def main() -> None:
     if sys.argv[1:] == ["--probe"]:
         _probe()
         return
+    # The project's own template API is imported before the request is read: a child
+    # started ahead of time (the verdict run) then waits warm.  No template code exists
+    # yet, and the exec filter is loaded before any does.
+    sys.path.insert(0, "/sandbox/lib")
+    import importlib.util
+
+    from cookbook_core import template_helpers, templates  # noqa: F401
+
     request = json.loads(sys.stdin.buffer.read())
     try:
         _load_exec_filter(bytes.fromhex(request["exec_filter"]))
@@ -213,16 +221,10 @@ def main() -> None:
         print("boundary incomplete: " + "; ".join(problems), file=sys.stderr)
         sys.exit(_BOUNDARY_EXIT)
 
-    sys.path.insert(0, "/sandbox/lib")
     out = os.fdopen(os.dup(1), "w", encoding="utf-8")
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 1)
     os.dup2(devnull, 2)
-
-    # Everything the template may need is imported before its code runs.
-    import importlib.util
-
-    from cookbook_core import template_helpers, templates  # noqa: F401
 
     template_helpers.USE_NUMPY = False  # same samples; numpy is not in the sandbox
     from cookbook_core.templates import Template

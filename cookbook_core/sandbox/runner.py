@@ -22,7 +22,9 @@ What it does, in order:
    on the bytes read back.  The request (source, token list, arguments) goes in on
    stdin; the answer comes back on stdout and is validated by ``protocol.py``.
    The rule checker's verdicts come from a second run that is handed the samples
-   the parent holds and never calls the generator.  An in-interpreter audit hook
+   the parent holds and never calls the generator; :func:`check_source` runs only
+   that second kind of run, on answers the caller supplies (drafting asks it about
+   corrupted answers and real rows' gold answers).  An in-interpreter audit hook
    stays in as a friendlier first line (switchable off for tests).
 
 If the boundary cannot be built, :class:`~cookbook_core.sandbox.boundary.BoundaryUnavailable`
@@ -357,10 +359,13 @@ def run_source(
         "vocab": list(tokens.load(token_space).tokens),
         "guards": in_process_guards,
     }
+    # The verdict run's child starts now, so its start-up overlaps the preview run.
+    warm = _start_child(limits) if n else None
     result = _ask(request, limits)
     if result.ok and result.samples and any(t["has_checker"] for t in result.templates):
         check = dict(request, mode="check", samples=result.samples, vocab=[])
-        verdicts = _ask(check, limits)
+        verdicts = _ask(check, limits, warm)
+        warm = None
         if not verdicts.ok:
             verdicts.samples = []
             result = verdicts
@@ -370,6 +375,54 @@ def run_source(
     elif result.ok:
         for s in result.samples:
             s["follows_rule"] = None
+    if warm is not None:
+        _kill_group(warm)
+    result.elapsed_s = time.perf_counter() - started
+    return result
+
+
+def check_source(
+    source: str,
+    samples: list[dict[str, Any]],
+    *,
+    name: str | None = None,
+    params: dict[str, Any] | None = None,
+    limits: Limits | None = None,
+    validate: bool = True,
+    in_process_guards: bool = True,
+) -> SandboxResult:
+    """The rule checker's verdict on ``samples`` the caller supplies, in the sandbox.
+
+    Each sample is ``{"completion": str, "meta": {"parent": {...}, "child": {...}}}``
+    (a ``prompt`` key is optional); the template's generator is never called.  This
+    is how a caller asks a template's rule about answers it did not generate (a
+    corrupted answer, a real row's gold answer).  The result's ``samples`` hold one
+    ``{"follows_rule": bool | None}`` per sample, in order (``None``: no checker).
+    Raises like :func:`run_source`; failures while running come back as a failed
+    :class:`SandboxResult`.
+    """
+    if validate:
+        problems = validate_source(source)
+        if problems:
+            raise SandboxRejected(problems)
+    limits = limits or Limits()
+    boundary.ensure_available()
+    started = time.perf_counter()
+    request = {
+        "mode": "check",
+        "source": source,
+        "name": name,
+        "n": len(samples),
+        "seed": 0,
+        "params": params or {},
+        "vocab": [],
+        "guards": in_process_guards,
+        "samples": [
+            {"prompt": str(s.get("prompt", "")), "completion": s["completion"], "meta": s["meta"]}
+            for s in samples
+        ],
+    }
+    result = _ask(request, limits)
     result.elapsed_s = time.perf_counter() - started
     return result
 
@@ -384,11 +437,14 @@ def preview_file(path: Path | str, **kwargs: Any) -> SandboxResult:
     return run_source(source, **kwargs)
 
 
-def _ask(request: dict[str, Any], limits: Limits) -> SandboxResult:
-    """One sandboxed run, its answer validated and turned into a :class:`SandboxResult`."""
+def _ask(
+    request: dict[str, Any], limits: Limits, proc: subprocess.Popen[bytes] | None = None
+) -> SandboxResult:
+    """One sandboxed run (in ``proc`` when already started), its answer validated and
+    turned into a :class:`SandboxResult`."""
     _, exec_filter = boundary.seccomp_programs()
     payload = json.dumps(dict(request, exec_filter=exec_filter.hex())).encode()
-    raw = _run_child(payload, limits)
+    raw = _run_child(payload, limits, proc)
     if raw.stopped is not None:
         return SandboxResult(False, error_type="LimitExceeded", message=raw.stopped)
     try:
@@ -430,8 +486,8 @@ def _ended_without_answer(raw: _Raw, limits: Limits) -> SandboxResult:
     return SandboxResult(False, error_type="Crashed", message=_describe_exit(raw.returncode))
 
 
-def _run_child(payload: bytes, limits: Limits) -> _Raw:
-    """Start the sandboxed child, feed it ``payload``, collect at most the output cap."""
+def _start_child(limits: Limits) -> subprocess.Popen[bytes]:
+    """Start a sandboxed child; it imports the template API and waits for its request."""
     launch = boundary.launch([], lambda: _set_limits(limits))
     try:
         proc = subprocess.Popen(
@@ -451,6 +507,14 @@ def _run_child(payload: bytes, limits: Limits) -> _Raw:
     finally:
         for fd in launch.close_after_start:
             os.close(fd)
+    return proc
+
+
+def _run_child(payload: bytes, limits: Limits, proc: subprocess.Popen[bytes] | None = None) -> _Raw:
+    """Feed a sandboxed child (started here unless given) ``payload``; collect at most the
+    output cap, within the wall-clock limit."""
+    if proc is None:
+        proc = _start_child(limits)
     assert proc.stdin is not None and proc.stdout is not None
     cap = limits.output_kb * 1024
     deadline = time.monotonic() + limits.wall_seconds
@@ -635,6 +699,7 @@ __all__ = [
     "SandboxRejected",
     "SandboxResult",
     "CookbookError",
+    "check_source",
     "history",
     "params_of",
     "preview_file",
