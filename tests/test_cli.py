@@ -109,3 +109,58 @@ def test_console_script_help() -> None:
     res = subprocess.run([str(exe), "generate", "--help"], capture_output=True, text=True)
     assert res.returncode == 0
     assert "--template" in res.stdout and "NAME[:WEIGHT]" in res.stdout
+
+
+def _cookbook(*argv: str) -> subprocess.CompletedProcess[str]:
+    """The installed ``cookbook`` command, as a user runs it (a fresh process)."""
+    exe = Path(sys.executable).with_name("cookbook")
+    if not exe.exists():
+        pytest.fail(f"console script {exe} missing: run `pip install -e .` in the venv")
+    return subprocess.run([str(exe), *argv], capture_output=True, text=True, timeout=300)
+
+
+def test_generate_command_writes_identical_bytes_for_1_and_2_workers(tmp_path: Path) -> None:
+    common = ["generate", "-t", "document_qa:2", "-t", "last_word", "-n", "6000", "--seed", "3"]
+    for workers in ("1", "2"):
+        res = _cookbook(*common, "--workers", workers, "--out", str(tmp_path / workers))
+        assert res.returncode == 0, res.stderr
+    one = (tmp_path / "1" / "data.jsonl").read_bytes()
+    assert one == (tmp_path / "2" / "data.jsonl").read_bytes()
+    assert one.count(b"\n") == 6000
+    manifest = json.loads((tmp_path / "2" / "manifest.json").read_text())
+    assert manifest["workers"] == 2 and manifest["start_method"] == "fork"
+    assert manifest["layout"] == "compact"
+
+
+def test_generate_layout_option(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    for layout in ("compact", "full"):
+        code, _, _ = run(
+            capsys, "generate", "-t", "document_qa", "-n", "5", "--layout", layout,
+            "--out", str(tmp_path / layout),
+        )  # fmt: skip
+        assert code == 0
+    compact = json.loads((tmp_path / "compact" / "data.jsonl").read_text().splitlines()[0])
+    full = json.loads((tmp_path / "full" / "data.jsonl").read_text().splitlines()[0])
+    assert "messages" not in compact and "in_prompt" in compact["meta"]
+    assert full["messages"][0]["content"] == full["prompt"] and "in_prompt" not in full["meta"]
+    assert full["meta"]["parent"]["document"] in compact["prompt"]
+    with pytest.raises(SystemExit) as info:
+        main(["generate", "-t", "document_qa", "-n", "5", "--layout", "wide"])
+    assert info.value.code == 2 and "invalid choice: 'wide'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["templates", "list"]])
+def test_light_commands_import_nothing_heavy(argv: list[str]) -> None:
+    """``cookbook --help`` and ``templates list`` start fast: no numpy, pandas, torch..."""
+    probe = (
+        "import sys\n"
+        "from cookbook_core.cli.main import main\n"
+        "try:\n    main(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
+        "heavy = ('numpy', 'pandas', 'pyarrow', 'torch', 'transformers', 'datasets', 'tqdm')\n"
+        "print('HEAVY=' + ','.join(m for m in heavy if m in sys.modules))\n"
+    )
+    res = subprocess.run(
+        [sys.executable, "-c", probe, *argv], capture_output=True, text=True, timeout=120
+    )
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip().splitlines()[-1] == "HEAVY="

@@ -240,3 +240,32 @@ def test_templates_page_tries_a_sample_on_the_served_model(live: server.ServerIn
     assert list(table["model"]) == ["base model"]
     # the answer shown is the served model's answer to sample 0's prompt (the first code block)
     assert list(table["answer"]) == live_mod.try_prompt(at.code[0].value, [None])
+
+
+def test_served_sampling_is_seeded_with_n_per_prompt(live: server.ServerInfo) -> None:
+    from cookbook_core.eval.inference import Sampling
+
+    be = inference.load_backend("default", backend="served")
+    prompts = ["Name a colour:", "Name a fruit:"]
+    s = Sampling(temperature=1.0, top_k=40, n=3, seed=5)
+    a = be.sample(prompts, sampling=s, max_new_tokens=6)
+    b = be.sample(prompts, sampling=s, max_new_tokens=6)
+    assert [len(r) for r in a] == [3, 3]
+    assert [[g.text for g in r] for r in a] == [[g.text for g in r] for r in b]
+    assert all(1 <= g.n_tokens <= 6 for r in a for g in r)
+    assert len({g.text for g in a[0]}) > 1  # really sampled, not three greedy copies
+
+
+def test_selfguide_runs_through_the_server(
+    live: server.ServerInfo, selfguide_tiny_config, tmp_path: Path
+) -> None:
+    """The whole SELF-GUIDE pipeline with ``backend="served"``: inputs and outputs sampled by
+    the server, the fine-tuned adapter evaluated through it by name."""
+    from cookbook_core.selfguide import pipeline
+
+    cfg = selfguide_tiny_config("task1345", backend="served")
+    pipeline.run(cfg, tmp_path / "sg")
+    state = pipeline.read_state(tmp_path / "sg")
+    assert "finetuned" in state["completed"]
+    adapter = tmp_path / "sg" / "train" / "adapter"
+    assert server.adapter_name(adapter) in server.loaded_models(live)

@@ -11,10 +11,10 @@ the per-example records (verdicts, evidence spans, answers) as JSONL.
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from typing import Any
 
+from cookbook_core import storage
 from cookbook_core.errors import BadInput
 
 
@@ -24,13 +24,19 @@ def _params(items: list[str]) -> dict[str, float]:
         key, sep, value = item.partition("=")
         if not sep:
             raise BadInput(f"--param {item!r}: expected KEY=VALUE")
-        out[key] = float(value)
+        try:
+            out[key] = float(value)
+        except ValueError:
+            raise BadInput(f"--param {item!r}: {value!r} is not a number") from None
     return out
 
 
 def cmd_align(args: argparse.Namespace) -> int:
     from cookbook_core.align import alignment
     from cookbook_core.align import runs as alignment_runs
+
+    if args.out:
+        storage.check_output(args.out, folder=False)
 
     params = _params(args.param)
     if args.all_runs:
@@ -129,9 +135,7 @@ def _all_runs(args: argparse.Namespace, params: dict[str, float]) -> int:
 
 
 def _write(path: str, records: list[dict[str, Any]]) -> None:
-    with open(path, "w", encoding="utf-8") as fh:
-        for rec in records:
-            fh.write(json.dumps(rec, default=str, ensure_ascii=False) + "\n")
+    storage.write_jsonl(path, records, default=str)  # atomic: no half-written file
     print(f"wrote {len(records)} records to {Path(path)}")
 
 

@@ -80,11 +80,14 @@ def cmd_eval(args: argparse.Namespace) -> int:
         return _list_tasks()
     if not args.task:
         raise BadInput("give at least one --task (see: cookbook eval --list-tasks)")
+    from cookbook_core import storage
     from cookbook_core.eval import evaluation
 
+    if args.out:
+        storage.check_output(args.out, folder=True)
     cfg = _config(args)
     if args.job:
-        from cookbook_core.cli.jobs import _follow
+        from cookbook_core.cli.jobs import follow_job
         from cookbook_core.jobs import store as jobs
 
         job = jobs.submit("eval", cfg.to_dict(), name=args.name)
@@ -92,7 +95,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         if args.background:
             print(job.id)
             return 0
-        code = _follow(job.id)
+        code = follow_job(job.id)
         summary_path = jobs.get(job.id).run_dir / "summary.json"
         if code == 0 and summary_path.is_file():
             print_summary(json.loads(summary_path.read_text()))
@@ -172,7 +175,9 @@ def add_commands(sub: Any) -> None:
         "`cookbook serve start` (adapters are loaded into it by name) or --base-url; "
         "auto (default): served when a server for the model is running, else transformers",
     )
-    p.add_argument("--server", help="name of the managed server to use (default: any for the model)")
+    p.add_argument(
+        "--server", help="name of the managed server to use (default: any for the model)"
+    )
     p.add_argument(
         "--base-url",
         help="any OpenAI-compatible endpoint (e.g. http://127.0.0.1:8000/v1) for --backend served",

@@ -83,9 +83,13 @@ def cmd_mix(args: argparse.Namespace) -> int:
         steps=args.steps,
         limit=args.limit,
         dirichlet=args.dirichlet,
+        pairs=args.pairs,
         objective=args.objective,
         data_dir=args.data_dir,
         name=args.name,
+        train_extra={
+            k: v for k, v in (("lr", args.lr), ("batch_size", args.batch_size)) if v is not None
+        },
     )
     return _run("mix", cfg, args)
 
@@ -116,8 +120,10 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    from cookbook_core import storage
     from cookbook_core.experiments import report as results
 
+    storage.check_output(args.out, folder=True)
     draw = None
     if not args.no_figures:
         from cookbook_core.studio.figures_experiments import write_pngs as draw
@@ -162,6 +168,13 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--steps", type=int, default=24)
     p.add_argument("--limit", type=int, default=50)
     p.add_argument("--dirichlet", type=int, default=2, help="validation mixtures")
+    p.add_argument(
+        "--pairs",
+        action="store_true",
+        help="also every uniform (50/50) pair (the paper's protocol)",
+    )
+    p.add_argument("--lr", type=float, help="learning rate (default: training's)")
+    p.add_argument("--batch-size", type=int, help="batch size (default: training's)")
     p.add_argument("--objective", default="maxmin", choices=["mean", "maxmin", "entropy"])
     p.add_argument("--data-dir")
     p.add_argument("--name", help="experiment (and sweep) name")

@@ -4,7 +4,8 @@
 exits with code 2 before anything runs).  With ``--background`` it prints the job id
 and returns; otherwise it follows the job with a progress bar showing the loss, and
 Ctrl-C cancels it (the worker writes a checkpoint; ``cookbook jobs resume ID``
-continues).  ``cookbook jobs list|show|logs|cancel|resume`` inspect and control jobs.
+continues).  ``cookbook jobs list|show|logs|cancel|resume`` inspect and control jobs;
+``cookbook jobs repair`` rebuilds a corrupt job database from the run folders.
 This module only parses arguments and prints; the work is in ``jobs``/``training``.
 """
 
@@ -60,10 +61,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.background:
         print(job.id)
         return 0
-    return _follow(job.id)
+    return follow_job(job.id)
 
 
-def _follow(job_id: str) -> int:
+def follow_job(job_id: str) -> int:
     """Show a job's progress until it ends; Ctrl-C cancels it.  Exit code from its state."""
     from tqdm import tqdm
 
@@ -223,7 +224,19 @@ def cmd_jobs_resume(args: argparse.Namespace) -> int:
     print(
         f"job {job.id} is {job.state} again (continues from its last checkpoint)", file=sys.stderr
     )
-    return _follow(job.id) if args.follow else 0
+    return follow_job(job.id) if args.follow else 0
+
+
+def cmd_jobs_repair(args: argparse.Namespace) -> int:
+    from cookbook_core.jobs import store as jobs
+
+    restored, skipped, backup = jobs.repair()
+    kept = f"; the old database is kept at {backup}" if backup else ""
+    print(f"rebuilt {jobs.db_path()} from {len(restored)} run folder(s){kept}")
+    for item in skipped:
+        print(f"  skipped {item}", file=sys.stderr)
+    jobs.reconcile()
+    return 0
 
 
 def add_commands(sub: Any) -> None:
@@ -305,6 +318,11 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--force", action="store_true", help="SIGKILL: no checkpoint is written")
     p.add_argument("--wait", action="store_true", help="wait until the worker has exited")
     p.set_defaults(func=cmd_jobs_cancel)
+    p = js.add_parser(
+        "repair",
+        help="rebuild a corrupt or lost job database from the run folders (keeps a copy)",
+    )
+    p.set_defaults(func=cmd_jobs_repair)
     p = js.add_parser("resume", help="re-queue a lost, cancelled or failed training job")
     p.add_argument("id")
     p.add_argument("--follow", action="store_true", help="show its progress until it ends")

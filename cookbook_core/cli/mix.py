@@ -11,7 +11,10 @@ matrix are jobs.
 from __future__ import annotations
 
 import argparse
+import csv
+import io
 import json
+import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,37 +26,81 @@ if TYPE_CHECKING:  # pandas is imported only when a mix command runs (fast `cook
 
 
 def read_matrix(path: str | Path) -> pd.DataFrame:
-    """An accuracy matrix from CSV (index: templates, columns: tasks)."""
+    """An accuracy matrix from CSV (index: templates, columns: tasks), as checked floats.
+
+    ``BadInput`` (naming the line or cell) for a file that is not UTF-8 CSV, a row with
+    more cells than the header, an unnamed or duplicated template row or task column, a
+    cell that is not a number, a missing or infinite cell, or an accuracy outside [0, 1].
+    """
     import pandas as pd
+
+    from cookbook_core.mix import mixing
 
     path = Path(path)
     if not path.is_file():
         raise BadInput(f"accuracy matrix {path} does not exist")
     try:
-        frame = pd.read_csv(path, index_col=0)
-    except (ValueError, pd.errors.ParserError) as exc:
-        raise BadInput(f"{path}: not a CSV accuracy matrix ({exc})") from None
-    if frame.empty:
-        raise BadInput(f"{path}: the accuracy matrix is empty")
-    return frame
+        text = path.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise BadInput(f"{path}: not UTF-8 text (is it a binary file?)") from None
+    if "\0" in text:
+        raise BadInput(f"{path}: not a CSV accuracy matrix (it holds NUL bytes)")
+    reader = csv.reader(io.StringIO(text))
+    rows: list[tuple[int, list[str]]] = []
+    try:
+        for cells in reader:
+            if any(c.strip() for c in cells):
+                rows.append((reader.line_num, [c.strip() for c in cells]))
+    except csv.Error as exc:
+        raise BadInput(f"{path}:{reader.line_num}: not a CSV accuracy matrix ({exc})") from None
+    if len(rows) < 2 or len(rows[0][1]) < 2:
+        raise BadInput(
+            f"{path}: the accuracy matrix is empty (expected a header row naming the tasks "
+            "and one row per template)"
+        )
+    header = rows[0][1]
+    if "" in header[1:]:
+        raise BadInput(f"{path}:{rows[0][0]}: a task column has no name")
+    index, body = [], []
+    for line, cells in rows[1:]:
+        if len(cells) > len(header):
+            raise BadInput(
+                f"{path}:{line}: {len(cells)} cells but the header has {len(header)} columns"
+            )
+        if not cells[0]:
+            raise BadInput(f"{path}:{line}: the template name (first cell) is empty")
+        index.append(cells[0])
+        body.append(cells[1:] + [""] * (len(header) - len(cells)))
+    frame = pd.DataFrame(body, index=pd.Index(index, name=header[0] or None), columns=header[1:])
+    try:
+        return mixing.check_matrix(frame)
+    except mixing.MixingError as exc:
+        raise BadInput(f"{path}: {exc}") from None
 
 
-def parse_weights(items: list[str]) -> dict[str, float]:
-    """``name=weight`` items (comma- or space-separated) as a dict."""
+def parse_weights(items: list[str], what: str = "--weights") -> dict[str, float]:
+    """``name=weight`` items (comma-separated or repeated) as a dict; ``BadInput`` for a
+    malformed item, a name given twice, or a weight that is not a finite number >= 0."""
     out: dict[str, float] = {}
     for item in ",".join(items).split(","):
         item = item.strip()
         if not item:
             continue
         name, sep, value = item.partition("=")
+        name = name.strip()
+        if not sep or not name:
+            raise BadInput(f"{what} {item!r}: expected NAME=WEIGHT")
         try:
-            out[name.strip()] = float(value)
+            weight = float(value)
         except ValueError:
-            raise BadInput(f"--weights {item!r}: expected TEMPLATE=WEIGHT") from None
-        if not sep:
-            raise BadInput(f"--weights {item!r}: expected TEMPLATE=WEIGHT")
+            raise BadInput(f"{what} {item!r}: expected NAME=WEIGHT") from None
+        if not (math.isfinite(weight) and weight >= 0):
+            raise BadInput(f"{what} {item!r}: the weight must be a finite number >= 0")
+        if name in out:
+            raise BadInput(f"{what}: {name!r} is given more than once")
+        out[name] = weight
     if not out:
-        raise BadInput("no weights given")
+        raise BadInput(f"no {what} given")
     return out
 
 
@@ -75,12 +122,14 @@ def parse_bounds(items: list[str]) -> dict[str, tuple[float, float]]:
 def cmd_optimize(args: argparse.Namespace) -> int:
     from cookbook_core.mix import mixing
 
+    if args.out:
+        storage.check_output(args.out, folder=False)
     A = read_matrix(args.matrix)
     res = mixing.optimize(
         A,
         args.objective,
         bounds=parse_bounds(args.bound),
-        task_weights=parse_weights(args.task_weight) if args.task_weight else None,
+        task_weights=parse_weights(args.task_weight, "--task-weight") if args.task_weight else None,
         temperature=args.temperature,
     )
     if args.out:
@@ -113,6 +162,8 @@ def cmd_build(args: argparse.Namespace) -> int:
     from cookbook_core.generate import generate
     from cookbook_core.mix import build as mix_build
 
+    if args.out:
+        storage.check_output(args.out, folder=True)
     weights = parse_weights(args.weights)
     total = sum(weights.values())
     if abs(total - 1) > 1e-6 and not args.normalize:

@@ -85,7 +85,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     cfg = _config(args)
     if args.job or args.background:
-        from cookbook_core.cli.jobs import _follow
+        from cookbook_core.cli.jobs import follow_job
         from cookbook_core.jobs import store as jobs
 
         job = jobs.submit("selfguide", cfg.to_dict(), name=args.name)
@@ -93,11 +93,15 @@ def cmd_run(args: argparse.Namespace) -> int:
         if args.background:
             print(job.id)
             return 0
-        code = _follow(job.id)
+        code = follow_job(job.id)
         run_dir = jobs.get(job.id).run_dir
         if selfguide.is_run(run_dir):
             _show(selfguide.summary(run_dir))
         return code
+    if args.out:
+        from cookbook_core import storage
+
+        storage.check_output(args.out, folder=True)
     cfg = selfguide.validate(cfg)  # bad input fails here, before the model loads
     out = args.out or str(selfguide.selfguide_root() / selfguide.new_run_id(cfg.task))
     print(f"run folder {out}", file=sys.stderr)

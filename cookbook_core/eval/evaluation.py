@@ -23,9 +23,12 @@ prompts: the default for generation tasks).  ``auto`` picks each task's default.
 
 Foreground runs write under ``<home>/evals/<run id>/``; the ``eval`` job kind
 (:func:`validate_job` and :func:`run_job`, declared in :mod:`cookbook_core.jobs.store`)
-writes into the job's run folder.
-:func:`list_runs` and :func:`read_records` read both back for the inspector and the
-studio.  This module does not define tasks or talk to a model directly.
+writes into the job's run folder; Cookbook-Mix cells (sweeps and experiments) write
+theirs under ``<home>/cells/<cell>/evals/<settings>/<k>/``.
+:func:`list_runs` finds all three and says, per run, which model made it
+(``origin``: the base model, a training job, a mix cell with its mixture weights, a
+SELF-GUIDE run); :func:`read_records` reads a run's examples back for the inspector and
+the studio.  This module does not define tasks or talk to a model directly.
 """
 
 from __future__ import annotations
@@ -503,22 +506,108 @@ def _write_jsonl(path: Path, records: list[dict[str, Any]]) -> None:
 # Reading runs back
 
 
+CELLS_DIR = "cells"  # <home>/cells: Cookbook-Mix cells (mix.cells.cells_root)
+
+
+def _run_folders() -> list[Path]:
+    """Every folder that may hold a run: ``evals/*``, ``runs/*`` and the cells' eval folders."""
+    cells = paths.home() / CELLS_DIR
+    out: list[Path] = []
+    for root, pattern in (
+        (evals_root(), "*"),
+        (jobs.runs_root(), "*"),
+        (cells, "*/evals/*/*"),
+    ):
+        if root.is_dir():
+            out += [f.parent for f in root.glob(f"{pattern}/summary.json")]
+    return out
+
+
 def list_runs() -> list[dict[str, Any]]:
-    """Summaries of every evaluation run (foreground and jobs), newest first."""
+    """Summaries of every evaluation run (foreground, jobs and mix cells), newest first.
+
+    Each carries ``run_dir`` and ``origin`` (:func:`run_origin`).  A cell's run gets the
+    ``run_id`` ``cells/<cell folder>/<settings>/<k>`` (its own folder name, ``000``, is
+    not unique), which :func:`cookbook_core.align.runs.resolve_run` accepts too.
+    """
     out = []
-    for root in (evals_root(), jobs.runs_root()):
-        if not root.is_dir():
+    for d in _run_folders():
+        try:
+            out.append(describe_run(d))
+        except (BadInput, ValueError, OSError):
             continue
-        for d in root.iterdir():
-            f = d / "summary.json"
-            if f.is_file():
-                try:
-                    s = json.loads(f.read_text())
-                except ValueError:
-                    continue
-                s["run_dir"] = str(d)
-                out.append(s)
     return sorted(out, key=lambda s: s.get("created", ""), reverse=True)
+
+
+def describe_run(run_dir: Path | str) -> dict[str, Any]:
+    """A run's summary with ``run_dir`` and ``origin`` added (and a unique ``run_id`` for
+    a cell's run); ``BadInput`` when the folder is not an evaluation run."""
+    d = Path(run_dir)
+    s = read_summary(d)
+    s["run_dir"] = str(d)
+    cell = _cell_folder(d)
+    if cell is not None:
+        s["run_id"] = "/".join((CELLS_DIR, cell.name, d.parent.name, d.name))
+    s["origin"] = run_origin(s, d)
+    return s
+
+
+def _cell_folder(path: Path | str) -> Path | None:
+    """The cell folder (``<home>/cells/<cell>``) that ``path`` lies in, if any."""
+    root = paths.home() / CELLS_DIR
+    try:
+        rel = Path(path).resolve().relative_to(root.resolve())
+    except (ValueError, OSError):
+        return None
+    return root / rel.parts[0] if rel.parts else None
+
+
+def run_origin(summary: dict[str, Any], run_dir: Path | str | None = None) -> dict[str, Any]:
+    """Which model made a run: ``{kind, name, role, weights, cell_dir, trained_on}``.
+
+    ``kind`` is ``base model`` (no adapter), ``mix cell`` (the run or its adapter lies in a
+    cell: ``name``, ``role`` and normalized ``weights`` come from the cell's
+    ``cell.json``; a sweep's ``base`` cell has no weights), ``training job`` or
+    ``SELF-GUIDE`` (:func:`cookbook_core.train.adapters.describe`), or ``adapter`` (a
+    folder elsewhere).  Only files are read.
+    """
+    from cookbook_core.train import adapters
+
+    adapter = summary.get("adapter")
+    out: dict[str, Any] = {
+        "kind": "base model",
+        "name": str(summary.get("model_display") or summary.get("model") or "default"),
+        "role": "base",
+        "weights": {},
+        "cell_dir": None,
+        "trained_on": "",
+    }
+    cell = _cell_folder(run_dir) if run_dir is not None else None
+    if cell is None and adapter:
+        cell = _cell_folder(adapter)
+    if cell is not None and (cell / "cell.json").is_file():
+        spec = json.loads((cell / "cell.json").read_text())
+        weights = {str(t): float(w) for t, w in (spec.get("weights") or {}).items() if w > 0}
+        total = sum(weights.values())
+        out.update(
+            kind="mix cell",
+            name=str(spec.get("name", cell.name)),
+            role=str(spec.get("role", "base" if not weights else "mixture")),
+            weights={t: w / total for t, w in sorted(weights.items())} if total else {},
+            cell_dir=str(cell),
+            n=spec.get("n"),
+            train=spec.get("train", {}),
+        )
+        return out
+    if adapter:
+        ref = adapters.describe(adapter)
+        if ref is None:
+            p = Path(adapter)
+            out.update(kind="adapter", name=p.parent.name if p.name == "adapter" else p.name)
+        else:
+            out.update(kind=ref.kind, name=ref.run, trained_on=ref.trained_on)
+        out["role"] = "tuned"
+    return out
 
 
 def read_summary(run_dir: Path | str) -> dict[str, Any]:

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import csv
 import difflib
+import io
 import json
 import os
 import random
@@ -572,18 +573,17 @@ def read_file(
     if suffix in (".jsonl", ".json"):
         raw = _jsonl(path, limit)
     elif suffix == ".parquet":
+        import pyarrow as pa
         import pyarrow.parquet as pq
 
-        table = pq.read_table(path)
+        try:
+            table = pq.read_table(path)
+        except (pa.ArrowException, OSError) as exc:
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise TaskDataError(f"{path}: not a readable Parquet file ({first})") from None
         raw = [(i + 1, r) for i, r in enumerate(table.to_pylist()[:limit])]
     elif suffix in (".csv", ".tsv"):
-        with path.open(newline="") as fh:
-            reader = csv.DictReader(fh, delimiter="\t" if suffix == ".tsv" else ",")
-            raw = []
-            for i, r in enumerate(reader):
-                if limit is not None and len(raw) >= limit:
-                    break
-                raw.append((i + 2, {k: _csv_value(v) for k, v in r.items()}))
+        raw = _csv(path, "\t" if suffix == ".tsv" else ",", limit)
     else:
         raise TaskDataError(
             f"{path}: unsupported file type {suffix!r} (use .jsonl, .parquet, .csv)"
@@ -607,6 +607,27 @@ def _csv_value(v: str | None) -> Any:
     return v
 
 
+def _csv(path: Path, delimiter: str, limit: int | None) -> list[tuple[int, dict[str, Any]]]:
+    try:
+        text = path.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise TaskDataError(f"{path}: not UTF-8 text (is it a binary file?)") from None
+    if "\0" in text:
+        raise TaskDataError(f"{path}: not a CSV file (it holds NUL bytes)")
+    reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=delimiter)
+    raw: list[tuple[int, dict[str, Any]]] = []
+    try:
+        for r in reader:
+            if limit is not None and len(raw) >= limit:
+                break
+            if None in r:
+                raise TaskDataError(f"{path}:{reader.line_num}: more cells than the header has")
+            raw.append((reader.line_num, {k: _csv_value(v) for k, v in r.items()}))
+    except csv.Error as exc:
+        raise TaskDataError(f"{path}:{reader.line_num}: not a CSV file ({exc})") from None
+    return raw
+
+
 def _jsonl(path: Path, limit: int | None) -> list[tuple[int, dict[str, Any]]]:
     out = []
     for n, row in storage.iter_jsonl(path, error=TaskDataError):
@@ -624,6 +645,46 @@ def _mapped(row: dict[str, Any], fields: Mapping[str, str] | None) -> dict[str, 
         if column in row:
             out[schema_name] = row[column]
     return out
+
+
+# Fields a row must hold as text (numbers pass: CSV cells like "1984" are decoded).
+_TEXT_FIELDS = ("context", "question", "continuation", "left_text", "right_text")
+_LIST_FIELDS = ("answers", "choices", "context_options")
+
+
+def _is_text(value: Any) -> bool:
+    return isinstance(value, str | int | float) and not isinstance(value, bool)
+
+
+def _type_problem(task: Task, row: Mapping[str, Any]) -> str | None:
+    """What is wrong with the types of a row's fields for ``task`` (None when nothing)."""
+    for f in task.required:
+        value = row[f]
+        if f in _TEXT_FIELDS and not _is_text(value):
+            return f"field {f!r} must be text, got {type(value).__name__}"
+        if f in _LIST_FIELDS and not (
+            isinstance(value, list) and value and all(_is_text(v) for v in value)
+        ):
+            return f"field {f!r} must be a non-empty list of texts"
+        if f == "answer_index" and (not isinstance(value, int) or isinstance(value, bool)):
+            return f"field 'answer_index' must be an integer, got {type(value).__name__}"
+        if f == "answer" and not (_is_text(value) or isinstance(value, bool)):
+            return f"field 'answer' must be text, got {type(value).__name__}"
+    if task.kind == "yes_no" and str(row["answer"]).strip().lower() not in ("yes", "no"):
+        return f"field 'answer' must be yes or no, got {row['answer']!r}"
+    try:  # the prompt and gold answer are built the way evaluation builds them
+        if task.method == "loglikelihood":
+            task.loglik_doc(row)
+        else:
+            task.prompt(row)
+            task.gold_text(row)
+    except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
+        return f"cannot build the {task.name} prompt from it ({type(exc).__name__}: {exc})"
+    if task.kind == "entity_matching" and _em_label(row) not in ("yes", "no"):
+        return f"the label must be yes/no or 1/0, got {row.get('label', row['answer'])!r}"
+    if task.kind == "yes_no_maybe" and str(row["answer"]).lower() not in ("yes", "no", "maybe"):
+        return f"field 'answer' must be yes, no or maybe, got {row['answer']!r}"
+    return None
 
 
 def _checked(task: Task, row: dict[str, Any], path: Path, n: int, where: str) -> dict[str, Any]:
@@ -644,6 +705,9 @@ def _checked(task: Task, row: dict[str, Any], path: Path, n: int, where: str) ->
             raise TaskDataError(
                 f"{path}, {where} {n}: answer_index {idx!r} is not an index into choices"
             )
+    problem = _type_problem(task, row)
+    if problem:
+        raise TaskDataError(f"{path}, {where} {n}: {problem}")
     row.setdefault("id", f"{path.stem}-{n}")
     return row
 

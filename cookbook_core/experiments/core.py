@@ -418,6 +418,9 @@ def mix_command(cfg: MixConfig) -> str:
     parts += [f"--task {t}" for t in cfg.tasks]
     parts += [f"-n {cfg.n}", f"--steps {cfg.steps}", f"--limit {cfg.limit}"]
     parts += [f"--dirichlet {cfg.dirichlet}", f"--objective {cfg.objective}"]
+    if cfg.pairs:
+        parts.append("--pairs")
+    parts += [f"--{k.replace('_', '-')} {v}" for k, v in sorted(cfg.train_extra.items())]
     if cfg.name:
         parts.append(f"--name {cfg.name}")
     return " ".join(parts)

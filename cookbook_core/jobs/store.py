@@ -25,6 +25,12 @@ kind whose module fails to import raises :class:`KindImportError` with that erro
 Queues: ``device`` (training/evaluation; default 1 slot) and ``cpu`` (default 2);
 override with ``COOKBOOK_MAX_JOBS_DEVICE`` / ``COOKBOOK_MAX_JOBS_CPU``.
 
+A corrupt or truncated ``jobs.db`` (SQLite reports ``SQLITE_CORRUPT``/``SQLITE_NOTADB``), or
+one that holds no jobs while run folders with a ``status.json`` exist (deleted or emptied),
+raises :class:`JobStoreCorrupt` from every operation instead of reporting "no jobs"; a
+corrupt file is first copied to ``jobs.db.corrupt-<hash>``.  :func:`repair` rebuilds the
+store from the run folders (``job.json`` + ``status.json``).
+
 What this module does not do: run the work itself (``worker``), or render anything.
 """
 
@@ -32,6 +38,7 @@ from __future__ import annotations
 
 import contextlib
 import difflib
+import hashlib
 import importlib
 import json
 import os
@@ -67,6 +74,11 @@ class UnknownJob(BadInput):
 
 class JobStateError(BadInput):
     """The operation does not apply to the job's current state."""
+
+
+class JobStoreCorrupt(BadInput):
+    """The job database cannot be trusted: corrupt, truncated, or emptied while run
+    folders exist (``cookbook jobs repair`` rebuilds it from them)."""
 
 
 class JobCancelled(BaseException):
@@ -203,20 +215,168 @@ CREATE INDEX IF NOT EXISTS jobs_state ON jobs(state, queue, seq);
 """
 
 
+def _is_corruption(exc: sqlite3.DatabaseError) -> bool:
+    name = getattr(exc, "sqlite_errorname", "") or ""
+    text = str(exc)
+    return (
+        name.startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB"))
+        or "malformed" in text
+        or "not a database" in text
+    )
+
+
+def _job_run_folders() -> list[Path]:
+    """Run folders that belong to jobs (they hold a ``status.json``)."""
+    root = runs_root()
+    if not root.is_dir():
+        return []
+    return sorted(d for d in root.iterdir() if (d / "status.json").is_file())
+
+
+def backup_db() -> Path | None:
+    """Copy ``jobs.db`` (and its ``-wal``) to ``jobs.db.corrupt-<hash of its bytes>`` once;
+    the copy's path (None when there is no non-empty database file)."""
+    path = db_path()
+    if not path.is_file() or path.stat().st_size == 0:
+        return None
+    data = path.read_bytes()
+    backup = path.with_name(f"{path.name}.corrupt-{hashlib.sha256(data).hexdigest()[:12]}")
+    if not backup.exists():
+        wal = path.with_name(path.name + "-wal")
+        if wal.is_file():
+            storage.write_bytes(backup.with_name(backup.name + "-wal"), wal.read_bytes())
+        storage.write_bytes(backup, data)
+    return backup
+
+
+def _corrupt(detail: str) -> JobStoreCorrupt:
+    backup = backup_db()
+    kept = f"; a copy is kept at {backup}" if backup else ""
+    n = len(_job_run_folders())
+    return JobStoreCorrupt(
+        f"the job database {db_path()} is corrupt ({detail}){kept}; its {n} run folder(s) "
+        f"in {runs_root()} are untouched: `cookbook jobs repair` rebuilds the database from them"
+    )
+
+
+def _open(path: Path) -> sqlite3.Connection:
+    con = sqlite3.connect(path, timeout=30, isolation_level=None)
+    con.row_factory = sqlite3.Row
+    con.execute("PRAGMA journal_mode=WAL")
+    con.execute("PRAGMA synchronous=NORMAL")
+    con.executescript(_SCHEMA)
+    return con
+
+
 @contextlib.contextmanager
 def connect() -> Iterator[sqlite3.Connection]:
-    """A connection to the job store (autocommit; WAL; waits up to 30 s on locks)."""
+    """A connection to the job store (autocommit; WAL; waits up to 30 s on locks).
+
+    :class:`JobStoreCorrupt` when the database is corrupt, or holds no jobs while job run
+    folders exist (a deleted or truncated database must not read as "no jobs").
+    """
     path = db_path()
     path.parent.mkdir(parents=True, exist_ok=True)
-    con = sqlite3.connect(path, timeout=30, isolation_level=None)
+    size = path.stat().st_size if path.is_file() else None
     try:
-        con.row_factory = sqlite3.Row
-        con.execute("PRAGMA journal_mode=WAL")
-        con.execute("PRAGMA synchronous=NORMAL")
-        con.executescript(_SCHEMA)
-        yield con
+        con = _open(path)
+    except sqlite3.DatabaseError as exc:
+        if _is_corruption(exc):
+            raise _corrupt(str(exc)) from None
+        raise
+    try:
+        try:
+            empty = con.execute("SELECT NOT EXISTS (SELECT 1 FROM jobs)").fetchone()[0]
+        except sqlite3.DatabaseError as exc:
+            if _is_corruption(exc):
+                raise _corrupt(str(exc)) from None
+            raise
+        if empty:
+            runs = _job_run_folders()
+            if runs:
+                how = "is empty (0 bytes)" if size == 0 else "was missing" if size is None else ""
+                raise JobStoreCorrupt(
+                    f"the job database {path} {how or 'holds no jobs'}, but {len(runs)} job "
+                    f"run folder(s) exist in {runs_root()} (was it deleted or truncated?): "
+                    "`cookbook jobs repair` rebuilds the database from them"
+                )
+        try:
+            yield con
+        except sqlite3.DatabaseError as exc:
+            if _is_corruption(exc):
+                raise _corrupt(str(exc)) from None
+            raise
     finally:
         con.close()
+
+
+def repair() -> tuple[list[str], list[str], Path | None]:
+    """Rebuild ``jobs.db`` from the run folders: ``(job ids restored, folders skipped
+    with the reason, the copy kept of the old database)``.
+
+    The old database is copied aside first (:func:`backup_db`), then replaced.  Each run
+    folder with a readable ``job.json`` becomes a row with the kind, name and config it
+    was submitted with and the state, progress and reason of its ``status.json``; a
+    ``running`` job whose worker is gone is then marked ``lost`` by :func:`reconcile`.
+    """
+    backup = backup_db()
+    path = db_path()
+    restored: list[str] = []
+    skipped: list[str] = []
+    rows = []
+    for d in _job_run_folders():
+        try:
+            snap = json.loads((d / "job.json").read_text(encoding="utf-8"))
+            status = json.loads((d / "status.json").read_text(encoding="utf-8"))
+            if not isinstance(snap, dict) or not isinstance(status, dict):
+                raise ValueError("not a JSON object")
+            job_id, kind = str(snap["id"]), str(snap["kind"])
+            config = snap["config"]
+            if job_id != d.name or not isinstance(config, dict):
+                raise ValueError("job.json does not match its folder")
+        except (OSError, ValueError, KeyError) as exc:
+            skipped.append(f"{d.name} ({type(exc).__name__}: {exc})")
+            continue
+        k = KINDS.get(kind)
+        state = status.get("state") if status.get("state") in STATES else "lost"
+        progress = status.get("progress") if isinstance(status.get("progress"), dict) else {}
+        rows.append(
+            (
+                (d / "job.json").stat().st_mtime,
+                job_id,
+                kind,
+                k.queue if k else "device",
+                k.runner if k else f"unknown:{kind}",
+                state,
+                snap.get("name"),
+                json.dumps(config),
+                str(d),
+                status.get("started"),
+                status.get("finished"),
+                status.get("heartbeat"),
+                status.get("pid") if state == "running" else None,
+                json.dumps(progress),
+                status.get("reason"),
+                int(status.get("attempts") or 0),
+            )
+        )
+    for suffix in ("", "-wal", "-shm"):
+        with contextlib.suppress(FileNotFoundError):
+            path.with_name(path.name + suffix).unlink()
+    con = _open(path)
+    try:
+        with _transaction(con):
+            for row in sorted(rows, key=lambda r: (r[0], r[1])):
+                con.execute(
+                    "INSERT INTO jobs (created, id, kind, queue, runner, state, name, config, "
+                    "run_dir, started, finished, heartbeat, pid, progress, reason, attempts) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    row,
+                )
+                restored.append(row[1])
+    finally:
+        con.close()
+    return restored, skipped, backup
 
 
 @contextlib.contextmanager

@@ -7,7 +7,11 @@ kind's runner with a :class:`JobContext`, beats a heartbeat (and mirrors progres
 ``succeeded``, ``failed`` (the reason is the exception; the traceback goes to the
 log) or ``cancelled``.  SIGTERM (what ``jobs.cancel`` sends) sets a flag that
 runners poll (training checkpoints at the next step boundary and returns); the
-runner's own checks raise :class:`~cookbook_core.jobs.store.JobCancelled` otherwise.  On
+runner's own checks raise :class:`~cookbook_core.jobs.store.JobCancelled` otherwise.
+Inside :meth:`JobContext.interruptible` (phases with nothing to save, such as importing
+torch and loading a model, which poll nothing for many seconds) the signal raises
+:class:`~cookbook_core.jobs.store.JobCancelled` at once instead, so a cancel takes effect
+within about a second whenever it comes.  On
 exit it pumps the queue so the next queued job starts without any daemon.
 
 The runners themselves live with their kinds (each a ``run_job`` function, declared in
@@ -17,12 +21,14 @@ The runners themselves live with their kinds (each a ``run_job`` function, decla
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
 import threading
 import time
 import traceback
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +51,7 @@ class JobContext:
         self._lock = threading.Lock()
         self._progress: dict[str, Any] = {}
         self._last_write = 0.0
+        self._interruptible = 0
 
     def cancelled(self) -> bool:
         """True once a cancel was requested (SIGTERM or the store's flag)."""
@@ -52,6 +59,27 @@ class JobContext:
 
     def request_cancel(self) -> None:
         self._cancel.set()
+
+    def _on_signal(self, *_: Any) -> None:
+        """SIGTERM/SIGINT (run in the main thread): flag the cancel; raise
+        :class:`JobCancelled` when the main thread is in an :meth:`interruptible` phase."""
+        self._cancel.set()
+        if self._interruptible:
+            self._interruptible = 0  # raise once; unwinding may pass other such blocks
+            raise jobs.JobCancelled()
+
+    @contextlib.contextmanager
+    def interruptible(self) -> Iterator[None]:
+        """A phase with nothing to save (imports, model loading, tokenizing): a cancel
+        that arrives inside it raises :class:`JobCancelled` at once (one already requested
+        raises on entry).  Use it only in the worker's main thread."""
+        self.check_cancelled()
+        self._interruptible += 1
+        try:
+            yield
+        finally:
+            self._interruptible = max(0, self._interruptible - 1)
+        self.check_cancelled()
 
     def check_cancelled(self) -> None:
         """Raise :class:`JobCancelled` when a cancel was requested."""
@@ -90,8 +118,8 @@ def run(job_id: str) -> int:
         jobs.pump()
         return 0
     ctx = JobContext(job)
-    signal.signal(signal.SIGTERM, lambda *_: ctx.request_cancel())
-    signal.signal(signal.SIGINT, lambda *_: ctx.request_cancel())
+    signal.signal(signal.SIGTERM, ctx._on_signal)
+    signal.signal(signal.SIGINT, ctx._on_signal)
     if _EARLY_STOP.is_set():  # a cancel that arrived while the worker was starting
         ctx.request_cancel()
     stop = threading.Event()

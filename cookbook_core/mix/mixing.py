@@ -67,14 +67,73 @@ class MixResult:
 # Matrix and mixtures
 
 
+_LISTED = 10  # cells named in one error message (then "and N more")
+
+
+def _listing(items: Sequence[str]) -> str:
+    more = f" and {len(items) - _LISTED} more" if len(items) > _LISTED else ""
+    return ", ".join(items[:_LISTED]) + more
+
+
+def _cell_number(value: Any) -> float | None:
+    """A cell as a float; NaN for an empty cell; None when it is not a number."""
+    if value is None or isinstance(value, bool | np.bool_):
+        return None if isinstance(value, bool | np.bool_) else math.nan
+    if isinstance(value, str):
+        text = value.strip()
+        if text.lower() in ("", "nan", "na", "n/a", "null", "none"):
+            return math.nan
+        try:
+            return float(text)
+        except ValueError:
+            return None
+    if isinstance(value, int | float | np.integer | np.floating):
+        return float(value)
+    return None
+
+
 def check_matrix(A: pd.DataFrame) -> pd.DataFrame:
-    """``A`` as floats, or a :class:`MixingError` naming every missing (template, task)."""
+    """``A`` as floats, or a :class:`MixingError` naming the duplicated template rows or
+    task columns, the cells that are not numbers, every missing (template, task), the
+    cells that are not finite, or saying that an accuracy is outside [0, 1]."""
     if A.empty:
         raise MixingError("the accuracy matrix is empty")
-    A = A.astype(float)
+    for axis, names in (("template row", A.index), ("task column", A.columns)):
+        dup = [str(x) for x in names[names.duplicated()].unique()]
+        if dup:
+            raise MixingError(
+                f"the accuracy matrix has duplicated {axis}(s): {_listing(dup)} "
+                "(each template and each task once)"
+            )
+    values = np.empty(A.shape)
+    bad: list[str] = []
+    for i, t in enumerate(A.index):
+        for j, k in enumerate(A.columns):
+            raw = A.iat[i, j]
+            number = _cell_number(raw)
+            if number is None:
+                bad.append(f"({t}, {k}) = {str(raw)[:20]!r}")
+                number = math.nan
+            values[i, j] = number
+    if bad:
+        raise MixingError(
+            f"the accuracy matrix has {len(bad)} non-numeric cell(s): {_listing(bad)}"
+        )
+    infinite = [
+        f"({t}, {k})"
+        for i, t in enumerate(A.index)
+        for j, k in enumerate(A.columns)
+        if np.isinf(values[i, j])
+    ]
+    if infinite:
+        raise MixingError(
+            f"the accuracy matrix has {len(infinite)} infinite cell(s) (too large to be "
+            f"an accuracy): {_listing(infinite)}"
+        )
+    A = pd.DataFrame(values, index=A.index, columns=A.columns)
     missing = [(t, k) for t in A.index for k in A.columns if not np.isfinite(A.at[t, k])]
     if missing:
-        cells = ", ".join(f"({t}, {k})" for t, k in missing)
+        cells = _listing([f"({t}, {k})" for t, k in missing])
         raise MixingError(f"the accuracy matrix has {len(missing)} missing cell(s): {cells}")
     if ((A < 0) | (A > 1)).to_numpy().any():
         raise MixingError("accuracies must be in [0, 1]")
@@ -94,7 +153,10 @@ def mixture_vector(
     p = np.array([float(weights.get(t, 0.0)) for t in A.index])
     if (p < 0).any() or not np.isfinite(p).all():
         raise MixingError("weights must be finite and >= 0")
-    total = p.sum()
+    with np.errstate(over="ignore"):
+        total = p.sum()
+    if not np.isfinite(total):
+        raise MixingError("the weights are too large: their sum overflows (use shares, e.g. 0.3)")
     if total <= 0:
         raise MixingError("at least one weight must be > 0")
     if not math.isclose(total, 1.0, abs_tol=1e-6):
@@ -145,7 +207,7 @@ def _bounds(
     out = []
     for t in templates:
         lo, hi = bounds.get(t, (0.0, 1.0))
-        if not (0 <= lo <= hi <= 1):
+        if not (0 <= lo <= hi <= 1):  # NaN fails every comparison
             raise MixingError(
                 f"bounds for {t!r} must satisfy 0 <= low <= high <= 1, got ({lo}, {hi})"
             )
@@ -167,7 +229,13 @@ def _task_weights(A: pd.DataFrame, task_weights: Mapping[str, float] | None) -> 
     if unknown:
         raise MixingError(f"task weights name unknown task(s): {', '.join(unknown)}")
     w = np.array([float(task_weights.get(k, 0.0)) for k in A.columns])
-    if (w < 0).any() or w.sum() <= 0:
+    if not np.isfinite(w).all() or (w < 0).any():
+        raise MixingError("task weights must be finite and >= 0")
+    with np.errstate(over="ignore"):
+        total = w.sum()
+    if not np.isfinite(total):
+        raise MixingError("the task weights are too large: their sum overflows")
+    if total <= 0:
         raise MixingError("task weights must be >= 0 with a positive sum")
     return w / w.sum()
 
@@ -240,8 +308,11 @@ def optimize(
         p = res2.x if res2.success else res.x[:-1]
         value = float(min(M[:, k] @ p for k in tasks))
     else:
-        if temperature <= 0:
-            raise MixingError("temperature must be > 0 for the entropy objective")
+        if not (math.isfinite(temperature) and temperature > 0):
+            raise MixingError(
+                f"temperature must be a finite number > 0 for the entropy objective, "
+                f"got {temperature!r}"
+            )
         start = np.exp((gain - gain.max()) / temperature)
         start = start / start.sum()
         lo = np.array([b[0] for b in bnds])

@@ -330,12 +330,15 @@ def stop(name: str = DEFAULT_NAME, timeout: float = 40.0) -> ServerInfo | None:
 
 def running(model: str | None = None) -> ServerInfo | None:
     """A healthy server (for ``model``'s folder when given), or None."""
+    servers = [i for i in list_servers() if i.state == "running"]
+    if not servers:  # nothing to match: do not resolve (or convert) the model
+        return None
     want = None
     if model is not None:
         from cookbook_core.train import models
 
         want = str(models.model_folder(model))
-    for info in list_servers():
+    for info in servers:
         if info.state != "running" or (want is not None and info.model_dir != want):
             continue
         if healthy(info.host, info.port):

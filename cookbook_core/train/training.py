@@ -42,12 +42,14 @@ What it does not do: manage jobs or processes (``jobs``/``worker``), or evaluate
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import random
 import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -552,71 +554,76 @@ def train(
     resume: bool = False,
     progress: Progress | None = None,
     should_stop: Callable[[], bool] | None = None,
+    interruptible: Callable[[], AbstractContextManager[Any]] | None = None,
 ) -> dict[str, Any]:
     """Fine-tune as ``cfg`` says, writing into ``run_dir``; return the result summary.
 
     ``resume=True`` continues from the last complete checkpoint in ``run_dir`` (a
     fresh start when there is none).  The result's ``status`` is ``completed`` or
     ``stopped`` (``should_stop`` returned True; a checkpoint was written).
+    ``interruptible`` (a job's :meth:`JobContext.interruptible`) wraps the preparation
+    (imports, model loading, tokenizing), where a cancel may stop the run at once.
     """
-    validate(cfg)
-    run_dir = Path(run_dir).resolve()
-    save_config(cfg, run_dir)
-    ckpt = last_checkpoint(run_dir) if resume else None
-    if not resume and (run_dir / "metrics.jsonl").exists():
-        (run_dir / "metrics.jsonl").unlink()
-    elapsed_before = 0.0
-    if ckpt is not None:
-        done = json.loads((ckpt / "trainer_state.json").read_text())["global_step"]
-        elapsed_before = _trim_metrics(run_dir, done)
+    # Everything up to the first step has nothing to save: a cancel inside it stops at once.
+    with (interruptible or contextlib.nullcontext)():
+        validate(cfg)
+        run_dir = Path(run_dir).resolve()
+        save_config(cfg, run_dir)
+        ckpt = last_checkpoint(run_dir) if resume else None
+        if not resume and (run_dir / "metrics.jsonl").exists():
+            (run_dir / "metrics.jsonl").unlink()
+        elapsed_before = 0.0
+        if ckpt is not None:
+            done = json.loads((ckpt / "trainer_state.json").read_text())["global_step"]
+            elapsed_before = _trim_metrics(run_dir, done)
 
-    import torch
-    import transformers
-    from transformers import TrainingArguments
+        import torch
+        import transformers
+        from transformers import TrainingArguments
 
-    transformers.logging.set_verbosity_error()
-    warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*")
-    transformers.set_seed(cfg.seed)
-    model, tok = _build_model(cfg)
-    examples = build_examples(cfg, tok)
-    sampler = LengthGroupedSampler(
-        [len(e["input_ids"]) for e in examples], cfg.batch_size, cfg.seed, cfg.group_by_length
-    )
-    bf16 = _use_bf16(cfg)
-    args = TrainingArguments(
-        output_dir=str(run_dir / "checkpoints"),
-        max_steps=cfg.steps,
-        per_device_train_batch_size=cfg.batch_size,
-        gradient_accumulation_steps=cfg.grad_accum,
-        learning_rate=cfg.lr,
-        lr_scheduler_type=cfg.lr_scheduler,
-        warmup_steps=cfg.warmup_steps,
-        weight_decay=cfg.weight_decay,
-        logging_steps=1,
-        save_strategy="steps",
-        save_steps=cfg.save_every,
-        save_total_limit=cfg.keep_checkpoints,
-        seed=cfg.seed,
-        bf16=bf16,
-        use_cpu=not torch.cuda.is_available(),
-        report_to="none",
-        disable_tqdm=True,
-        remove_unused_columns=False,
-        dataloader_num_workers=0,
-        optim="adamw_torch",
-        **_checkpointing_args(cfg.gradient_checkpointing),
-    )
-    callback = _make_callback(run_dir, cfg.steps, progress, should_stop, elapsed_before)
-    trainer = _make_trainer_class()(
-        model=model,
-        args=args,
-        train_dataset=examples,
-        data_collator=lambda feats: collate(feats, tok.pad_token_id),
-        callbacks=[callback],
-        sampler=sampler,
-        micro_batches=cfg.micro_batches,
-    )
-    callback.trainer = trainer
+        transformers.logging.set_verbosity_error()
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*")
+        transformers.set_seed(cfg.seed)
+        model, tok = _build_model(cfg)
+        examples = build_examples(cfg, tok)
+        sampler = LengthGroupedSampler(
+            [len(e["input_ids"]) for e in examples], cfg.batch_size, cfg.seed, cfg.group_by_length
+        )
+        bf16 = _use_bf16(cfg)
+        args = TrainingArguments(
+            output_dir=str(run_dir / "checkpoints"),
+            max_steps=cfg.steps,
+            per_device_train_batch_size=cfg.batch_size,
+            gradient_accumulation_steps=cfg.grad_accum,
+            learning_rate=cfg.lr,
+            lr_scheduler_type=cfg.lr_scheduler,
+            warmup_steps=cfg.warmup_steps,
+            weight_decay=cfg.weight_decay,
+            logging_steps=1,
+            save_strategy="steps",
+            save_steps=cfg.save_every,
+            save_total_limit=cfg.keep_checkpoints,
+            seed=cfg.seed,
+            bf16=bf16,
+            use_cpu=not torch.cuda.is_available(),
+            report_to="none",
+            disable_tqdm=True,
+            remove_unused_columns=False,
+            dataloader_num_workers=0,
+            optim="adamw_torch",
+            **_checkpointing_args(cfg.gradient_checkpointing),
+        )
+        callback = _make_callback(run_dir, cfg.steps, progress, should_stop, elapsed_before)
+        trainer = _make_trainer_class()(
+            model=model,
+            args=args,
+            train_dataset=examples,
+            data_collator=lambda feats: collate(feats, tok.pad_token_id),
+            callbacks=[callback],
+            sampler=sampler,
+            micro_batches=cfg.micro_batches,
+        )
+        callback.trainer = trainer
     started = time.time()
     try:
         trainer.train(resume_from_checkpoint=str(ckpt) if ckpt is not None else None)
@@ -710,4 +717,16 @@ def run_job(ctx: Any) -> dict[str, Any]:
             eta=info["eta"],
         )
 
-    return train(cfg, ctx.run_dir, resume=ctx.resume, progress=progress, should_stop=ctx.cancelled)
+    print(
+        f"[{time.strftime('%H:%M:%S')}] loading {cfg.model} and the data "
+        "(a cancel stops the job at once until training starts)",
+        flush=True,
+    )
+    return train(
+        cfg,
+        ctx.run_dir,
+        resume=ctx.resume,
+        progress=progress,
+        should_stop=ctx.cancelled,
+        interruptible=ctx.interruptible,
+    )
