@@ -222,3 +222,75 @@ def test_no_source_offline_is_clear(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(tasks.TaskDataError, match="--data-dir"):
         tasks.load(tasks.get("squad"))
+
+
+# ----------------------------------------------------------------------------------
+# Declarations: keyword arguments and the metric table
+
+
+def test_aggregate_and_is_mean_read_one_metric_table() -> None:
+    """A mean metric's aggregate is the plain mean of its per-example value; a set-level
+    one (F1 of 'yes', macro F1, perplexity) is not a mean, and every reported metric is
+    an entry of the table."""
+    items = [
+        {"exact_match": 1.0, "f1": 0.5, "acc": 1.0, "acc_norm": 0.0, "accuracy": 1.0},
+        {"exact_match": 0.0, "f1": 1.0, "acc": 0.0, "acc_norm": 0.0, "accuracy": 0.0},
+    ]
+    table = list(tasks.METRICS.values())
+    for t in tasks.TASKS.values():
+        assert t.metrics, t.name
+        for m in t.metrics:
+            metric = t.metric(m)
+            assert any(metric is entry for entry in table), (t.name, m)
+            assert t.aggregate(m) is metric.aggregate and t.is_mean(m) == metric.is_mean
+            if metric.is_mean:
+                key = metric.mean_of
+                assert t.aggregate(m)(items) == (items[0][key] + items[1][key]) / 2
+    assert not tasks.get("em_beer").is_mean("f1") and tasks.get("squad").is_mean("f1")
+    assert not tasks.get("lambada").is_mean("perplexity")
+    assert not tasks.get("pubmedqa").is_mean("macro_f1")
+
+
+def test_a_task_is_declared_by_what_it_does_not_by_its_kind() -> None:
+    """Behaviour comes from the declared functions: a task of a made-up kind works."""
+    odd = tasks.Task(
+        name="odd",
+        folder="odd_set",
+        kind="not_a_kind",
+        description="two-way choice",
+        required=("question", "choices", "answer_index"),
+        metric_table=tasks.metrics("acc"),
+        build_loglik=tasks.get("arc_easy").build_loglik,
+        score_choices=tasks.get("arc_easy").score_choices,
+    )
+    row = {"question": "Q?", "choices": ["cat", "a large dog"], "answer_index": 0}
+    assert odd.method == "loglikelihood" and odd.metrics == ("acc",)
+    doc = odd.loglik_doc(row)
+    assert odd.score_loglik(doc, [(-4.0, False), (-6.0, False)]) == {"pred": 0, "acc": 1.0}
+    assert tasks.checked_row(odd, dict(row), "mem", 1)["id"] == "mem-1"
+    with pytest.raises(ValueError, match="odd is not a generation task"):
+        odd.prompt(row)
+    with pytest.raises(TypeError):
+        tasks.Task("odd", "odd_set", "not_a_kind", "positional")  # type: ignore[misc]
+
+
+def test_value_checks_are_declared_per_task(tmp_path: Path) -> None:
+    cases = {
+        "boolq": ({"context": "c", "question": "q", "answer": "maybe"}, "must be yes or no"),
+        "pubmedqa": (
+            {"context": "c", "question": "q", "answer": "perhaps"},
+            "must be yes, no or maybe",
+        ),
+        "em_beer": (
+            {"left_text": "a", "right_text": "b", "answer": "same"},
+            "the label must be yes/no or 1/0",
+        ),
+    }
+    for name, (row, message) in cases.items():
+        f = tmp_path / f"{name}.jsonl"
+        f.write_text(json.dumps(row) + "\n")
+        with pytest.raises(tasks.TaskDataError, match=message):
+            tasks.load(tasks.get(name), f)
+    qa = tmp_path / "qa.jsonl"
+    qa.write_text(json.dumps({"context": "c", "question": "q", "answers": "one"}) + "\n")
+    assert tasks.load(tasks.get("squad"), qa).rows[0]["answers"] == ["one"]  # normalized

@@ -1,18 +1,21 @@
 """Evaluation tasks: a registry of real benchmarks, each with its loader, prompts and scorer.
 
-A :class:`Task` knows
+A :class:`Task` is declared with keyword arguments (the registry below) and knows
 
 * where its rows come from: the folder name of its set in a data folder laid out
   like ``../shared/data`` (``squad`` reads ``squad_v1_1_dev/*.jsonl``), a single
   JSONL file in the normalized schema, a Parquet/CSV file plus a field mapping, or
   the Hugging Face hub through ``datasets`` when online (each official dataset's
-  fields mapped to the same schema; see :data:`HUB_SOURCES`);
+  fields mapped to the same schema by :mod:`cookbook_core.eval.hub`);
 * how to prompt: log-likelihood tasks build ``(context, continuation)`` pairs
   exactly as lm-evaluation-harness does (plain text, ``target_delimiter`` " ",
   few-shot examples joined by a blank line); generation tasks build a user prompt
   that the evaluator wraps in the model's chat template (the same
   ``training.format_prompt`` that fine-tuning uses) or leaves plain;
-* how to score one example (:meth:`Task.score`) and which aggregate metrics it reports.
+* how to score one example (its ``score_choices`` or ``score_text``) and which metrics
+  it reports: entries of the metric table :data:`METRICS`, each saying how per-example
+  scores become the number and whether that number is a plain mean (so aggregation and
+  bootstrap intervals read the same fact).
 
 Prompt choices for generation tasks follow the shipped templates, so that what a
 model learns from template data transfers: extractive QA uses document_qa's
@@ -22,7 +25,7 @@ the same? Yes or No?\\n\\nAnswer:"``; PubMedQA uses yes_no_qa's passage/question
 
 Groups: ``gpt4all`` (the Cookbook paper's 8 tasks), ``em`` (the 8 entity-matching
 sets), ``mc`` (all log-likelihood multiple-choice tasks).  This module never loads a
-model; the hub loader imports ``datasets`` only when used (and is untested offline).
+model, and never imports ``datasets`` (the hub loaders do, when used).
 """
 
 from __future__ import annotations
@@ -70,27 +73,107 @@ class LoglikDoc:
 
 
 @dataclass(frozen=True)
+class Metric:
+    """How one reported number is computed from the per-example score dicts.
+
+    ``mean_of`` names the per-example value whose plain mean it is (its bootstrap
+    interval resamples that list); ``None`` marks a set-level metric (the F1 of one
+    class, macro F1, perplexity), whose interval resamples whole examples through
+    ``aggregate``.
+    """
+
+    aggregate: Callable[[Sequence[Mapping[str, Any]]], float]
+    mean_of: str | None = None
+
+    @property
+    def is_mean(self) -> bool:
+        return self.mean_of is not None
+
+
+def _mean(key: str) -> Metric:
+    def aggregate(items: Sequence[Mapping[str, Any]]) -> float:
+        return sum(float(i[key]) for i in items) / len(items) if items else 0.0
+
+    return Metric(aggregate, mean_of=key)
+
+
+def _labels_f1(items: Sequence[Mapping[str, Any]]) -> tuple[list[Any], list[Any]]:
+    return [i["pred"] for i in items], [i["gold"] for i in items]
+
+
+METRICS: dict[str, Metric] = {
+    "exact_match": _mean("exact_match"),
+    "token_f1": _mean("f1"),  # SQuAD's token F1, averaged over examples
+    "acc": _mean("acc"),
+    "acc_norm": _mean("acc_norm"),
+    "accuracy": _mean("accuracy"),
+    "perplexity": Metric(lambda items: scoring.perplexity([i["loglikelihood"] for i in items])),
+    "f1_yes": Metric(lambda items: scoring.f1_positive(*_labels_f1(items), "yes")),
+    "macro_f1_ynm": Metric(
+        lambda items: scoring.macro_f1(*_labels_f1(items), ("yes", "no", "maybe"))
+    ),
+}
+"""The metric table: every way a task turns per-example scores into a reported number.
+A task reports some of them under its own names (:func:`metrics`)."""
+
+
+def metrics(*names: str, **renamed: str) -> dict[str, Metric]:
+    """A task's reported metrics from :data:`METRICS`: ``metrics("acc", "acc_norm")``, or
+    ``metrics(f1="f1_yes", accuracy="accuracy")`` to report an entry under another name."""
+    return {**{n: METRICS[n] for n in names}, **{n: METRICS[m] for n, m in renamed.items()}}
+
+
+@dataclass(frozen=True, kw_only=True)
 class Task:
-    """A benchmark: its data folder, required fields, prompting and metrics."""
+    """A benchmark, declared with keywords: its data, prompting, scoring and metrics.
+
+    ``kind`` names the row family (``extractive_qa``, ``multiple_choice``, ``yes_no``,
+    ``cloze``, ``entity_matching``, ``yes_no_maybe``): which templates' rules and which
+    drafting contracts read its rows.  Behaviour is never looked up from it: a
+    log-likelihood task gives ``build_loglik`` and ``score_choices``, a generation task
+    ``build_prompt`` and ``score_text``; ``metric_table`` (built with :func:`metrics`)
+    says what each reported metric is.
+    """
 
     name: str
     folder: str
-    kind: str  # extractive_qa | multiple_choice | yes_no | cloze | entity_matching | yes_no_maybe
-    method: str  # "loglikelihood" or "generate"
-    metrics: tuple[str, ...]
-    required: tuple[str, ...]
+    kind: str
     description: str
+    required: tuple[str, ...] = ()
+    metric_table: Mapping[str, Metric] = field(default_factory=dict)
+    build_loglik: Callable[[Mapping[str, Any]], LoglikDoc] | None = None
+    score_choices: (
+        Callable[[LoglikDoc, Sequence[tuple[float, bool]], Sequence[str]], dict[str, Any]] | None
+    ) = None
+    build_prompt: Callable[[Mapping[str, Any]], str] | None = None
+    score_text: Callable[[Mapping[str, Any], str], dict[str, Any]] | None = None
+    gold: Callable[[Mapping[str, Any]], str] = lambda row: str(row["answer"])
+    golds: Callable[[Mapping[str, Any]], list[Any]] | None = None  # every reference answer
+    normalize: Callable[[dict[str, Any]], dict[str, Any]] | None = None  # after loading a row
+    check_row: Callable[[Mapping[str, Any]], str | None] = lambda row: None  # value checks
+    greedy_continuation: bool = False  # a cloze: also record the model's own greedy answer
     default_format: str = "plain"  # "plain" or "chat"
     max_new_tokens: int = 32
     stop: tuple[str, ...] = ("\n",)
     aliases: tuple[str, ...] = ()
-    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def method(self) -> str:
+        """``loglikelihood`` or ``generate``."""
+        return "loglikelihood" if self.build_loglik is not None else "generate"
+
+    @property
+    def metrics(self) -> tuple[str, ...]:
+        """The reported metric names, the main one first."""
+        return tuple(self.metric_table)
 
     # -- prompts --------------------------------------------------------------------
 
     def loglik_doc(self, row: Mapping[str, Any]) -> LoglikDoc:
         """Contexts, continuations, choices and gold index for a log-likelihood task."""
-        return _LOGLIK_BUILDERS[self.extra.get("builder", self.kind)](row)
+        if self.build_loglik is None:
+            raise ValueError(f"{self.name} is not a log-likelihood task")
+        return self.build_loglik(row)
 
     def loglik_requests(
         self,
@@ -121,71 +204,46 @@ class Task:
 
     def prompt(self, row: Mapping[str, Any], shots: Sequence[Mapping[str, Any]] = ()) -> str:
         """The user prompt of a generation task (few-shot examples answered inline)."""
-        build = _PROMPT_BUILDERS[self.kind]
+        if self.build_prompt is None:
+            raise ValueError(f"{self.name} is not a generation task")
+        build = self.build_prompt
         parts = [build(s) + " " + self.gold_text(s) for s in shots]
         return FEWSHOT_DELIMITER.join([*parts, build(row)])
 
     def gold_text(self, row: Mapping[str, Any]) -> str:
         """The reference answer as text (the first gold for QA)."""
-        if self.kind == "extractive_qa":
-            return str(row["answers"][0] if row.get("answers") else row["answer"])
-        if self.kind == "entity_matching":
-            return "Yes" if _em_label(row) == "yes" else "No"
-        return str(row["answer"])
+        return self.gold(row)
+
+    def gold_record(self, row: Mapping[str, Any]) -> Any:
+        """The gold answer a generation record keeps: every reference when there are
+        several (QA), else the reference text."""
+        return self.golds(row) if self.golds is not None else self.gold(row)
 
     # -- scoring --------------------------------------------------------------------
 
     def score_generation(self, row: Mapping[str, Any], text: str) -> dict[str, Any]:
         """Per-example scores of a generated answer (metric name -> value, plus parse)."""
-        if self.kind == "extractive_qa":
-            golds = [str(a) for a in (row.get("answers") or [row["answer"]])]
-            answer = text.strip()
-            return {
-                "exact_match": scoring.max_over_golds(scoring.exact_match, answer, golds),
-                "f1": scoring.max_over_golds(scoring.token_f1, answer, golds),
-            }
-        if self.kind == "entity_matching":
-            pred = scoring.parse_label(text, ("yes", "no"))
-            gold = _em_label(row)
-            return {"pred": pred, "gold": gold, "accuracy": float(pred == gold)}
-        if self.kind == "yes_no_maybe":
-            pred = scoring.parse_label(text, ("yes", "no", "maybe"))
-            gold = str(row["answer"]).lower()
-            return {"pred": pred, "gold": gold, "accuracy": float(pred == gold)}
-        raise ValueError(f"{self.name} is not a generation task")
+        if self.score_text is None:
+            raise ValueError(f"{self.name} is not a generation task")
+        return self.score_text(row, text)
 
     def score_loglik(self, doc: LoglikDoc, results: Sequence[tuple[float, bool]]) -> dict[str, Any]:
         """Per-example scores from ``(loglikelihood, is_greedy)`` per choice."""
-        lls = [r[0] for r in results]
-        if self.kind == "cloze":
-            return {"accuracy": float(results[0][1]), "loglikelihood": lls[0]}
-        pred, pred_norm = scoring.mc_predictions(lls, doc.choices)
-        out: dict[str, Any] = {"pred": pred, "acc": float(pred == doc.gold)}
-        if "acc_norm" in self.metrics:
-            out["pred_norm"] = pred_norm
-            out["acc_norm"] = float(pred_norm == doc.gold)
-        return out
+        if self.score_choices is None:
+            raise ValueError(f"{self.name} is not a log-likelihood task")
+        return self.score_choices(doc, results, self.metrics)
 
-    def aggregate(self, metric: str) -> Callable[[Sequence[dict[str, Any]]], float]:
+    def metric(self, name: str) -> Metric:
+        """How the reported metric ``name`` is computed (``KeyError`` if not reported)."""
+        return self.metric_table[name]
+
+    def aggregate(self, metric: str) -> Callable[[Sequence[Mapping[str, Any]]], float]:
         """The function turning per-example score dicts into the task's ``metric``."""
-        if metric == "perplexity":
-            return lambda items: scoring.perplexity([i["loglikelihood"] for i in items])
-        if metric == "f1" and self.kind == "entity_matching":
-            return lambda items: scoring.f1_positive(
-                [i["pred"] for i in items], [i["gold"] for i in items], "yes"
-            )
-        if metric == "macro_f1":
-            return lambda items: scoring.macro_f1(
-                [i["pred"] for i in items], [i["gold"] for i in items], ("yes", "no", "maybe")
-            )
-        return lambda items: sum(float(i[metric]) for i in items) / len(items) if items else 0.0
+        return self.metric(metric).aggregate
 
     def is_mean(self, metric: str) -> bool:
         """True when ``metric`` is a plain mean of a per-example value."""
-        return not (
-            metric in ("perplexity", "macro_f1")
-            or (metric == "f1" and self.kind == "entity_matching")
-        )
+        return self.metric(metric).is_mean
 
 
 # ----------------------------------------------------------------------------------
@@ -248,16 +306,6 @@ def _lambada(row: Mapping[str, Any]) -> LoglikDoc:
     return LoglikDoc([str(row["context"])], [TARGET_DELIMITER + word], [word], 0)
 
 
-_LOGLIK_BUILDERS: dict[str, Callable[[Mapping[str, Any]], LoglikDoc]] = {
-    "mc_question": _mc_question,
-    "mc_bare": _mc_bare,
-    "mc_lettered": _mc_lettered,
-    "winogrande": _winogrande,
-    "yes_no": _boolq,
-    "cloze": _lambada,
-}
-
-
 def _qa_prompt(row: Mapping[str, Any]) -> str:
     return f"Document: {row['context']}\n\nQuestion: {str(row['question']).strip()}\n\nAnswer:"
 
@@ -282,18 +330,87 @@ def _em_label(row: Mapping[str, Any]) -> str:
     return str(row["answer"]).strip().lower()
 
 
-_PROMPT_BUILDERS: dict[str, Callable[[Mapping[str, Any]], str]] = {
-    "extractive_qa": _qa_prompt,
-    "entity_matching": _em_prompt,
-    "yes_no_maybe": _pubmedqa_prompt,
-}
+# ----------------------------------------------------------------------------------
+# Gold answers, row checks and per-example scorers
+
+
+def _qa_golds(row: Mapping[str, Any]) -> list[Any]:
+    return list(row.get("answers") or [row["answer"]])
+
+
+def _qa_gold(row: Mapping[str, Any]) -> str:
+    return str(_qa_golds(row)[0])
+
+
+def _qa_normalize(row: dict[str, Any]) -> dict[str, Any]:
+    return {**row, "answers": [row["answers"]]} if isinstance(row["answers"], str) else row
+
+
+def _em_gold(row: Mapping[str, Any]) -> str:
+    return "Yes" if _em_label(row) == "yes" else "No"
+
+
+def _answer_in(*allowed: str) -> Callable[[Mapping[str, Any]], str | None]:
+    def check(row: Mapping[str, Any]) -> str | None:
+        if str(row["answer"]).strip().lower() in allowed:
+            return None
+        words = ", ".join(allowed[:-1]) + " or " + allowed[-1]
+        return f"field 'answer' must be {words}, got {row['answer']!r}"
+
+    return check
+
+
+def _em_check(row: Mapping[str, Any]) -> str | None:
+    if _em_label(row) in ("yes", "no"):
+        return None
+    return f"the label must be yes/no or 1/0, got {row.get('label', row['answer'])!r}"
+
+
+def _score_qa(row: Mapping[str, Any], text: str) -> dict[str, Any]:
+    golds = [str(a) for a in _qa_golds(row)]
+    answer = text.strip()
+    return {
+        "exact_match": scoring.max_over_golds(scoring.exact_match, answer, golds),
+        "f1": scoring.max_over_golds(scoring.token_f1, answer, golds),
+    }
+
+
+def _score_label(
+    labels: tuple[str, ...], gold_of: Callable[[Mapping[str, Any]], str]
+) -> Callable[[Mapping[str, Any], str], dict[str, Any]]:
+    def score(row: Mapping[str, Any], text: str) -> dict[str, Any]:
+        pred = scoring.parse_label(text, labels)
+        gold = gold_of(row)
+        return {"pred": pred, "gold": gold, "accuracy": float(pred == gold)}
+
+    return score
+
+
+def _score_choice(
+    doc: LoglikDoc, results: Sequence[tuple[float, bool]], reported: Sequence[str]
+) -> dict[str, Any]:
+    """Multiple choice: the highest log-likelihood (``acc``) and, when reported, the
+    highest per character (``acc_norm``)."""
+    pred, pred_norm = scoring.mc_predictions([r[0] for r in results], doc.choices)
+    out: dict[str, Any] = {"pred": pred, "acc": float(pred == doc.gold)}
+    if "acc_norm" in reported:
+        out["pred_norm"] = pred_norm
+        out["acc_norm"] = float(pred_norm == doc.gold)
+    return out
+
+
+def _score_cloze(
+    doc: LoglikDoc, results: Sequence[tuple[float, bool]], reported: Sequence[str]
+) -> dict[str, Any]:
+    """A cloze: whether the gold word is the greedy continuation, and its log-likelihood."""
+    return {"accuracy": float(results[0][1]), "loglikelihood": results[0][0]}
 
 
 # ----------------------------------------------------------------------------------
 # Registry
 
-_QA = ("context", "question", "answers")
-_MC = ("question", "choices", "answer_index")
+_QA_ROW = ("context", "question", "answers")
+_MC_ROW = ("question", "choices", "answer_index")
 EM_SETS = (
     "em_abt_buy",
     "em_amazon_google",
@@ -305,35 +422,36 @@ EM_SETS = (
     "em_fodors_zagats",
 )
 
-
-def _qa_task(name: str, folder: str, desc: str, aliases: tuple[str, ...] = ()) -> Task:
-    return Task(
-        name,
-        folder,
-        "extractive_qa",
-        "generate",
-        ("exact_match", "f1"),
-        _QA,
-        desc,
-        default_format="chat",
-        max_new_tokens=32,
-        aliases=aliases,
-    )
-
-
-def _mc_task(
-    name: str,
-    folder: str,
-    builder: str,
-    desc: str,
-    metrics: tuple[str, ...] = ("acc", "acc_norm"),
-    required: tuple[str, ...] = _MC,
-    kind: str = "multiple_choice",
-) -> Task:
-    return Task(
-        name, folder, kind, "loglikelihood", metrics, required, desc, extra={"builder": builder}
-    )
-
+# What whole families of tasks share (each task below adds its name, folder, description)
+_EXTRACTIVE_QA: dict[str, Any] = {
+    "kind": "extractive_qa",
+    "required": _QA_ROW,
+    "metric_table": metrics("exact_match", f1="token_f1"),
+    "build_prompt": _qa_prompt,
+    "score_text": _score_qa,
+    "gold": _qa_gold,
+    "golds": _qa_golds,
+    "normalize": _qa_normalize,
+    "default_format": "chat",
+    "max_new_tokens": 32,
+}
+_MULTIPLE_CHOICE: dict[str, Any] = {
+    "kind": "multiple_choice",
+    "required": _MC_ROW,
+    "metric_table": metrics("acc", "acc_norm"),
+    "score_choices": _score_choice,
+}
+_ENTITY_MATCHING: dict[str, Any] = {
+    "kind": "entity_matching",
+    "required": ("left_text", "right_text", "answer"),
+    "metric_table": metrics(f1="f1_yes", accuracy="accuracy"),
+    "build_prompt": _em_prompt,
+    "score_text": _score_label(("yes", "no"), _em_label),
+    "gold": _em_gold,
+    "check_row": _em_check,
+    "default_format": "chat",
+    "max_new_tokens": 8,
+}
 
 TASKS: dict[str, Task] = {}
 
@@ -345,80 +463,120 @@ def register(task: Task) -> Task:
 
 
 for _t in (
-    _qa_task("squad", "squad_v1_1_dev", "SQuAD v1.1 dev: extractive QA, greedy; EM and F1"),
-    _qa_task(
-        "tydiqa_goldp_en",
-        "tydiqa_goldp_en_dev",
-        "TyDi QA GoldP (English) dev: extractive QA; EM and F1",
+    Task(
+        name="squad",
+        folder="squad_v1_1_dev",
+        description="SQuAD v1.1 dev: extractive QA, greedy; EM and F1",
+        **_EXTRACTIVE_QA,
+    ),
+    Task(
+        name="tydiqa_goldp_en",
+        folder="tydiqa_goldp_en_dev",
+        description="TyDi QA GoldP (English) dev: extractive QA; EM and F1",
         aliases=("tydiqa",),
+        **_EXTRACTIVE_QA,
     ),
-    _qa_task("xquad_en", "xquad_en_squad11dev", "XQuAD English (a subset of SQuAD dev)"),
-    _mc_task("arc_easy", "arc_easy_test", "mc_question", "ARC-Easy test: acc, acc_norm"),
-    _mc_task(
-        "arc_challenge", "arc_challenge_test", "mc_question", "ARC-Challenge test: acc, acc_norm"
+    Task(
+        name="xquad_en",
+        folder="xquad_en_squad11dev",
+        description="XQuAD English (a subset of SQuAD dev)",
+        **_EXTRACTIVE_QA,
     ),
-    _mc_task("hellaswag", "hellaswag_validation", "mc_bare", "HellaSwag validation: acc, acc_norm"),
-    _mc_task("piqa", "piqa_validation", "mc_question", "PIQA validation: acc, acc_norm"),
-    _mc_task(
-        "openbookqa", "openbookqa_test", "mc_bare", "OpenBookQA test (question stem): acc, acc_norm"
+    Task(
+        name="arc_easy",
+        folder="arc_easy_test",
+        description="ARC-Easy test: acc, acc_norm",
+        build_loglik=_mc_question,
+        **_MULTIPLE_CHOICE,
     ),
-    _mc_task(
-        "winogrande",
-        "winogrande_dev",
-        "winogrande",
-        "WinoGrande dev (partial scoring): acc",
-        metrics=("acc",),
-        required=("context_options", "continuation", "answer_index"),
+    Task(
+        name="arc_challenge",
+        folder="arc_challenge_test",
+        description="ARC-Challenge test: acc, acc_norm",
+        build_loglik=_mc_question,
+        **_MULTIPLE_CHOICE,
     ),
-    _mc_task(
-        "boolq",
-        "boolq_dev",
-        "yes_no",
-        "BoolQ dev: ' yes'/' no' log-likelihood; acc",
-        metrics=("acc",),
-        required=("context", "question", "answer"),
+    Task(
+        name="hellaswag",
+        folder="hellaswag_validation",
+        description="HellaSwag validation: acc, acc_norm",
+        build_loglik=_mc_bare,
+        **_MULTIPLE_CHOICE,
+    ),
+    Task(
+        name="piqa",
+        folder="piqa_validation",
+        description="PIQA validation: acc, acc_norm",
+        build_loglik=_mc_question,
+        **_MULTIPLE_CHOICE,
+    ),
+    Task(
+        name="openbookqa",
+        folder="openbookqa_test",
+        description="OpenBookQA test (question stem): acc, acc_norm",
+        build_loglik=_mc_bare,
+        **_MULTIPLE_CHOICE,
+    ),
+    Task(
+        name="winogrande",
+        folder="winogrande_dev",
+        description="WinoGrande dev (partial scoring): acc",
+        build_loglik=_winogrande,
+        **{
+            **_MULTIPLE_CHOICE,
+            "metric_table": metrics("acc"),
+            "required": ("context_options", "continuation", "answer_index"),
+        },
+    ),
+    Task(
+        name="boolq",
+        folder="boolq_dev",
         kind="yes_no",
-    ),
-    _mc_task(
-        "commonsense_qa",
-        "commonsense_qa_dev",
-        "mc_lettered",
-        "CommonsenseQA dev (lettered choices, lm-eval format): acc",
-        metrics=("acc",),
+        description="BoolQ dev: ' yes'/' no' log-likelihood; acc",
+        required=("context", "question", "answer"),
+        metric_table=metrics("acc"),
+        build_loglik=_boolq,
+        score_choices=_score_choice,
+        check_row=_answer_in("yes", "no"),
     ),
     Task(
-        "lambada",
-        "lambada_openai_test",
-        "cloze",
-        "loglikelihood",
-        ("accuracy", "perplexity"),
-        ("context", "answer"),
-        "LAMBADA (OpenAI) test: greedy last-word accuracy and perplexity",
+        name="commonsense_qa",
+        folder="commonsense_qa_dev",
+        description="CommonsenseQA dev (lettered choices, lm-eval format): acc",
+        build_loglik=_mc_lettered,
+        **{**_MULTIPLE_CHOICE, "metric_table": metrics("acc")},
+    ),
+    Task(
+        name="lambada",
+        folder="lambada_openai_test",
+        kind="cloze",
+        description="LAMBADA (OpenAI) test: greedy last-word accuracy and perplexity",
+        required=("context", "answer"),
+        metric_table=metrics("accuracy", "perplexity"),
+        build_loglik=_lambada,
+        score_choices=_score_cloze,
+        greedy_continuation=True,
         aliases=("lambada_openai",),
-        extra={"builder": "cloze"},
     ),
     Task(
-        "pubmedqa",
-        "pubmedqa_labeled",
-        "yes_no_maybe",
-        "generate",
-        ("accuracy", "macro_f1"),
-        ("context", "question", "answer"),
-        "PubMedQA labeled: yes/no/maybe generation; accuracy and macro F1",
+        name="pubmedqa",
+        folder="pubmedqa_labeled",
+        kind="yes_no_maybe",
+        description="PubMedQA labeled: yes/no/maybe generation; accuracy and macro F1",
+        required=("context", "question", "answer"),
+        metric_table=metrics("accuracy", macro_f1="macro_f1_ynm"),
+        build_prompt=_pubmedqa_prompt,
+        score_text=_score_label(("yes", "no", "maybe"), lambda r: str(r["answer"]).lower()),
+        check_row=_answer_in("yes", "no", "maybe"),
         default_format="chat",
         max_new_tokens=8,
     ),
     *(
         Task(
-            s,
-            s,
-            "entity_matching",
-            "generate",
-            ("f1", "accuracy"),
-            ("left_text", "right_text", "answer"),
-            f"Entity matching ({s[3:]}): yes/no generation; F1 of 'yes' and accuracy",
-            default_format="chat",
-            max_new_tokens=8,
+            name=s,
+            folder=s,
+            description=f"Entity matching ({s[3:]}): yes/no generation; F1 of 'yes' and accuracy",
+            **_ENTITY_MATCHING,
         )
         for s in EM_SETS
     ),
@@ -534,8 +692,10 @@ def load(
                 )
             source = "hub"
     if str(source) == "hub":
-        rows = load_hub(task, limit=limit)
-        return Loaded(rows, f"hub:{HUB_SOURCES[task.name].path}")
+        from cookbook_core.eval import hub
+
+        rows = hub.load_hub(task, limit=limit)
+        return Loaded(rows, f"hub:{hub.HUB_SOURCES[task.name].path}")
     path = Path(source).expanduser()
     if path.is_dir():
         sub = path / task.folder
@@ -591,7 +751,7 @@ def read_file(
     if not raw:
         raise TaskDataError(f"{path} is empty (no rows for task {task.name})")
     where = "line" if suffix in (".jsonl", ".json", ".csv", ".tsv") else "row"
-    return [_checked(task, _mapped(r, fields), path, n, where) for n, r in raw]
+    return [checked_row(task, _mapped(r, fields), path, n, where) for n, r in raw]
 
 
 def _csv_value(v: str | None) -> Any:
@@ -670,32 +830,32 @@ def _type_problem(task: Task, row: Mapping[str, Any]) -> str | None:
             return f"field 'answer_index' must be an integer, got {type(value).__name__}"
         if f == "answer" and not (_is_text(value) or isinstance(value, bool)):
             return f"field 'answer' must be text, got {type(value).__name__}"
-    if task.kind == "yes_no" and str(row["answer"]).strip().lower() not in ("yes", "no"):
-        return f"field 'answer' must be yes or no, got {row['answer']!r}"
-    try:  # the prompt and gold answer are built the way evaluation builds them
-        if task.method == "loglikelihood":
+    try:  # the task's own value checks, then the prompt and gold built as evaluation does
+        problem = task.check_row(row)
+        if problem is None and task.method == "loglikelihood":
             task.loglik_doc(row)
-        else:
+        elif problem is None:
             task.prompt(row)
             task.gold_text(row)
     except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
         return f"cannot build the {task.name} prompt from it ({type(exc).__name__}: {exc})"
-    if task.kind == "entity_matching" and _em_label(row) not in ("yes", "no"):
-        return f"the label must be yes/no or 1/0, got {row.get('label', row['answer'])!r}"
-    if task.kind == "yes_no_maybe" and str(row["answer"]).lower() not in ("yes", "no", "maybe"):
-        return f"field 'answer' must be yes, no or maybe, got {row['answer']!r}"
-    return None
+    return problem
 
 
-def _checked(task: Task, row: dict[str, Any], path: Path, n: int, where: str) -> dict[str, Any]:
+def checked_row(
+    task: Task, row: dict[str, Any], path: Path | str, n: int, where: str = "line"
+) -> dict[str, Any]:
+    """``row`` checked for ``task`` (fields present, types, values, prompt buildable) and
+    normalized; :class:`TaskDataError` naming ``path``, ``where`` and ``n`` otherwise."""
+    path = Path(path)
     for f in task.required:
         if f not in row or row[f] is None:
             raise TaskDataError(
                 f"{path}, {where} {n}: missing field {f!r} (task {task.name} needs "
                 f"{', '.join(task.required)}; map other column names with --field {f}=COLUMN)"
             )
-    if task.kind == "extractive_qa" and isinstance(row["answers"], str):
-        row = {**row, "answers": [row["answers"]]}
+    if task.normalize is not None:
+        row = task.normalize(row)
     if "choices" in task.required:
         choices = row["choices"]
         if not isinstance(choices, list) or len(choices) < 2:
@@ -721,179 +881,3 @@ def fewshot_rows(
     others = [i for i in range(len(rows)) if i != index]
     rng = random.Random(seed * 1_000_003 + index)
     return [rows[i] for i in rng.sample(others, min(k, len(others)))]
-
-
-# ----------------------------------------------------------------------------------
-# Hugging Face hub (needs network; not exercised by the offline test suite)
-
-
-@dataclass(frozen=True)
-class HubSource:
-    """An official dataset on the hub and the function mapping its rows to the schema."""
-
-    path: str
-    name: str | None
-    split: str
-    convert: Callable[[dict[str, Any], int], dict[str, Any] | None]
-
-
-def _hub_squad(r: dict[str, Any], i: int) -> dict[str, Any]:
-    answers = list(r["answers"]["text"])
-    return {
-        "id": r["id"],
-        "title": r.get("title", ""),
-        "context": r["context"],
-        "question": r["question"],
-        "answers": answers,
-        "answer": answers[0] if answers else "",
-    }
-
-
-def _hub_tydiqa(r: dict[str, Any], i: int) -> dict[str, Any] | None:
-    if not str(r["id"]).startswith("english"):
-        return None
-    return _hub_squad(r, i)
-
-
-def _hub_arc(r: dict[str, Any], i: int) -> dict[str, Any]:
-    labels = list(r["choices"]["label"])
-    return {
-        "id": r["id"],
-        "question": r["question"],
-        "choices": list(r["choices"]["text"]),
-        "labels": labels,
-        "answer_index": labels.index(r["answerKey"]),
-    }
-
-
-def _hs_pre(text: str) -> str:
-    import re
-
-    text = text.strip().replace(" [title]", ". ")
-    text = re.sub("\\[.*?\\]", "", text)
-    return text.replace("  ", " ")
-
-
-def _hub_hellaswag(r: dict[str, Any], i: int) -> dict[str, Any]:
-    ctx = r["ctx_a"] + " " + r["ctx_b"].capitalize()
-    return {
-        "id": f"hellaswag-{i}",
-        "question": _hs_pre(r["activity_label"] + ": " + ctx),
-        "choices": [_hs_pre(e) for e in r["endings"]],
-        "answer_index": int(r["label"]),
-    }
-
-
-def _hub_piqa(r: dict[str, Any], i: int) -> dict[str, Any]:
-    return {
-        "id": f"piqa-{i}",
-        "question": r["goal"],
-        "choices": [r["sol1"], r["sol2"]],
-        "answer_index": int(r["label"]),
-    }
-
-
-def _hub_obqa(r: dict[str, Any], i: int) -> dict[str, Any]:
-    labels = list(r["choices"]["label"])
-    return {
-        "id": r["id"],
-        "question": r["question_stem"],
-        "choices": list(r["choices"]["text"]),
-        "labels": labels,
-        "answer_index": labels.index(r["answerKey"].lstrip()),
-    }
-
-
-def _hub_winogrande(r: dict[str, Any], i: int) -> dict[str, Any]:
-    idx = r["sentence"].index("_")
-    options = [r["option1"], r["option2"]]
-    return {
-        "id": f"winogrande-{i}",
-        "question": r["sentence"],
-        "choices": options,
-        "context_options": [r["sentence"][:idx] + o for o in options],
-        "continuation": r["sentence"][idx + 1 :].strip(),
-        "answer_index": int(r["answer"]) - 1,
-    }
-
-
-def _hub_boolq(r: dict[str, Any], i: int) -> dict[str, Any]:
-    yes = bool(r["label"]) if "label" in r else bool(r["answer"])
-    return {
-        "id": f"boolq-{i}",
-        "context": r["passage"],
-        "question": r["question"],
-        "choices": ["yes", "no"],
-        "answer": "yes" if yes else "no",
-        "answer_index": 0 if yes else 1,
-    }
-
-
-_hub_csqa = _hub_arc  # CommonsenseQA's hub record has ARC's shape
-
-
-def _hub_lambada(r: dict[str, Any], i: int) -> dict[str, Any]:
-    words = r["text"].split(" ")
-    return {"id": f"lambada-{i}", "context": " ".join(words[:-1]), "answer": words[-1]}
-
-
-def _hub_pubmedqa(r: dict[str, Any], i: int) -> dict[str, Any]:
-    return {
-        "id": str(r["pubid"]),
-        "context": "\n".join(r["context"]["contexts"]),
-        "question": r["question"],
-        "choices": ["yes", "no", "maybe"],
-        "answer": r["final_decision"],
-    }
-
-
-HUB_SOURCES: dict[str, HubSource] = {
-    "squad": HubSource("rajpurkar/squad", None, "validation", _hub_squad),
-    "xquad_en": HubSource("google/xquad", "xquad.en", "validation", _hub_squad),
-    "tydiqa_goldp_en": HubSource(
-        "google-research-datasets/tydiqa", "secondary_task", "validation", _hub_tydiqa
-    ),
-    "arc_easy": HubSource("allenai/ai2_arc", "ARC-Easy", "test", _hub_arc),
-    "arc_challenge": HubSource("allenai/ai2_arc", "ARC-Challenge", "test", _hub_arc),
-    "hellaswag": HubSource("Rowan/hellaswag", None, "validation", _hub_hellaswag),
-    "piqa": HubSource("baber/piqa", None, "validation", _hub_piqa),
-    "openbookqa": HubSource("allenai/openbookqa", "main", "test", _hub_obqa),
-    "winogrande": HubSource("allenai/winogrande", "winogrande_xl", "validation", _hub_winogrande),
-    "boolq": HubSource("aps/super_glue", "boolq", "validation", _hub_boolq),
-    "commonsense_qa": HubSource("tau/commonsense_qa", None, "validation", _hub_csqa),
-    "lambada": HubSource("EleutherAI/lambada_openai", "default", "test", _hub_lambada),
-    "pubmedqa": HubSource("qiaojin/PubMedQA", "pqa_labeled", "train", _hub_pubmedqa),
-}
-
-
-def load_hub(task: Task, *, limit: int | None = None) -> list[dict[str, Any]]:
-    """Rows of ``task`` from its official hub dataset, mapped to the normalized schema."""
-    src = HUB_SOURCES.get(task.name)
-    if src is None:
-        raise TaskDataError(
-            f"task {task.name} has no Hugging Face hub source: pass --data-dir with a "
-            f"{task.folder}/ subfolder"
-        )
-    try:
-        import datasets
-    except ImportError:
-        raise TaskDataError("the `datasets` package is needed to read from the hub") from None
-    try:
-        ds = datasets.load_dataset(src.path, src.name, split=src.split)
-    except Exception as exc:  # noqa: BLE001 - offline, unknown config, ...: say which
-        raise TaskDataError(
-            f"could not load {src.path} ({src.name or 'default'}/{src.split}) from the hub for "
-            f"task {task.name}: {type(exc).__name__}: {exc}"
-        ) from None
-    rows = []
-    for i, r in enumerate(ds):
-        conv = src.convert(dict(r), i)
-        if conv is None:
-            continue
-        conv.update(dataset=task.folder, task=task.kind)
-        rows.append(_checked(task, conv, Path(src.path), i, "row"))
-        if limit is not None and len(rows) >= limit:
-            break
-    if not rows:
-        raise TaskDataError(f"{src.path} gave no rows for task {task.name}")
-    return rows
