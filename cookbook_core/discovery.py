@@ -14,7 +14,8 @@ shipped ``templates/`` folder and folders listed in ``COOKBOOK_TRUSTED_TEMPLATES
 search path (the user folder where the studio saves, ``COOKBOOK_TEMPLATES``
 folders, drafts) is listed by parsing only, and :func:`get` / :func:`load_file`
 refuse it with :class:`UntrustedTemplate`; such templates run only in the sandbox
-(``cookbook_core.sandbox``).  This module does not generate data.
+(``cookbook_core.sandbox``; datasets from them through ``sandbox.generation``).  This
+module does not generate data.
 """
 
 from __future__ import annotations
@@ -54,8 +55,8 @@ def untrusted_message(name: str, file: Path) -> str:
     return (
         f"template {name!r} ({file}) is untrusted: only the shipped folder and folders "
         "listed in COOKBOOK_TRUSTED_TEMPLATES are imported into this process. It runs "
-        f"only in the sandbox (`cookbook templates preview --file {file}`); generating "
-        "datasets from an untrusted template is not supported yet. If you wrote or "
+        f"only in the sandbox: `cookbook templates preview {name}` previews it and "
+        f"`cookbook generate -t {name}` writes datasets from it there. If you wrote or "
         f"reviewed every file in it, trust its folder: COOKBOOK_TRUSTED_TEMPLATES={file.parent}"
     )
 

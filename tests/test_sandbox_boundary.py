@@ -489,10 +489,13 @@ def test_untrusted_template_is_never_imported_in_process(
         discovery.get("marked")
     with pytest.raises(discovery.UntrustedTemplate):
         discovery.load_file(user_templates / "marked.py")
-    cfg = generate.GenerateConfig(sources=[generate.Source("marked")], n=4)
-    with pytest.raises(discovery.UntrustedTemplate, match="not supported yet"):
-        generate.generate(cfg, tmp_path / "out")
-    assert not (tmp_path / "out").exists()
+    # generating from it runs it in sandboxed children, where the change stays
+    cfg = generate.GenerateConfig(sources=[generate.Source("marked")], n=4, workers=2)
+    manifest = generate.generate(cfg, tmp_path / "out")
+    assert manifest["templates"][0]["sandboxed"] is True
+    rows = (tmp_path / "out" / "data.jsonl").read_text().splitlines()
+    assert [json.loads(r)["prompt"] for r in rows] == ["imported"] * 4
+    assert template_helpers.LETTERS == letters, "an untrusted template was imported in-process"
     # previewing by name runs it in the sandbox, where the change stays
     assert main(["templates", "preview", "marked", "-n", "1", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)[0]["prompt"] == "imported"

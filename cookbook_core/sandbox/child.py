@@ -14,9 +14,15 @@ arguments), then, before any template code exists in the process:
 
 Modes: ``preview`` (the first ``n`` samples and a description of the file's
 templates, without verdicts) and ``check`` (the rule checker's verdict on samples
-the parent supplies).  One JSON object is written back.  Everything it says is
-treated by the parent as untrusted data; this program is never imported by the
-library itself.  ``--probe`` only reports whether the boundary is in place.
+the parent supplies).  One JSON object is written back.  Started with
+``--generate`` it serves dataset generation instead (``generation.py`` is the
+parent side): requests and answers are length-prefixed frames (8 bytes, big-endian,
+then JSON); the first request sets the template up (as above) and is answered
+``{"ok": true, "ready": true}``, each later one asks for samples ``[lo, hi)`` and is
+answered with them as ``[prompt, completion, meta]`` triples plus fault counts,
+until stdin closes.  Everything it says is treated by the parent as untrusted data;
+this program is never imported by the library itself.  ``--probe`` only reports
+whether the boundary is in place.
 """
 
 import io
@@ -198,10 +204,80 @@ def _describe(found: list) -> list[dict]:
     ]
 
 
+def _read_frame(stream: io.BufferedIOBase) -> bytes | None:
+    """One length-prefixed frame, or None at end of input."""
+    head = stream.read(8)
+    if not head:
+        return None
+    if len(head) != 8:
+        raise EOFError("truncated frame header")
+    size = int.from_bytes(head, "big")
+    data = stream.read(size)
+    if len(data) != size:
+        raise EOFError("truncated frame")
+    return data
+
+
+def _write_frame(out: io.BufferedIOBase, text: str) -> None:
+    data = text.encode("utf-8")
+    out.write(len(data).to_bytes(8, "big") + data)
+    out.flush()
+
+
+def _error(exc: BaseException) -> dict:
+    return {
+        "ok": False,
+        "error_type": type(exc).__name__,
+        "message": str(exc)[:2000] or type(exc).__name__,
+        "line": _user_line(exc, _TEMPLATE_FILE),
+    }
+
+
+def _serve_generation(tpl: object, request: dict, vocab: tuple, out: io.BufferedIOBase) -> None:
+    """Answer sample requests for one template until stdin closes."""
+    from cookbook_core.templates import FaultLog
+
+    params = tpl.resolve_params(request.get("params"))
+    seed = request["seed"]
+    _write_frame(out, json.dumps({"ok": True, "ready": True}))
+    stdin = sys.__stdin__.buffer
+    while True:
+        raw = _read_frame(stdin)
+        if raw is None:
+            return
+        ask = json.loads(raw)
+        log = FaultLog()
+        samples: list = []
+        exhausted = False
+        try:
+            for ex in tpl.samples(
+                vocab, seed, ask["lo"], ask["hi"], params, resolved=True, log=log
+            ):
+                samples.append([ex.prompt, ex.completion, ex.meta])
+        except Exception:  # noqa: BLE001 - a sample failed every retry: counted in log
+            exhausted, samples = True, []
+        try:
+            text = json.dumps(
+                {
+                    "ok": True,
+                    "samples": samples,
+                    "faults": log.faults,
+                    "attempts": log.attempts,
+                    "first": log.first[:20_000] if log.first else None,
+                    "exhausted": exhausted,
+                }
+            )
+        except BaseException as exc:  # noqa: BLE001 - e.g. meta that is not JSON data
+            _write_frame(out, json.dumps(_error(exc)))
+            return
+        _write_frame(out, text)
+
+
 def main() -> None:
     if sys.argv[1:] == ["--probe"]:
         _probe()
         return
+    generating = sys.argv[1:] == ["--generate"]
     # The project's own template API is imported before the request is read: a child
     # started ahead of time (the verdict run) then waits warm.  No template code exists
     # yet, and the exec filter is loaded before any does.
@@ -210,7 +286,8 @@ def main() -> None:
 
     from cookbook_core import template_helpers, templates  # noqa: F401
 
-    request = json.loads(sys.stdin.buffer.read())
+    raw = _read_frame(sys.stdin.buffer) if generating else sys.stdin.buffer.read()
+    request = json.loads(raw or b"{}")
     try:
         _load_exec_filter(bytes.fromhex(request["exec_filter"]))
     except Exception as exc:  # noqa: BLE001 - no boundary, no template code
@@ -221,7 +298,10 @@ def main() -> None:
         print("boundary incomplete: " + "; ".join(problems), file=sys.stderr)
         sys.exit(_BOUNDARY_EXIT)
 
-    out = os.fdopen(os.dup(1), "w", encoding="utf-8")
+    if generating:  # binary frames
+        out = os.fdopen(os.dup(1), "wb")
+    else:
+        out = os.fdopen(os.dup(1), "w", encoding="utf-8")
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 1)
     os.dup2(devnull, 2)
@@ -249,6 +329,9 @@ def main() -> None:
             if not named:
                 raise LookupError(f"no template named {request['name']!r} in the file")
             tpl = named[0]
+        if generating:
+            _serve_generation(tpl, request, vocab, out)
+            return
         if request["mode"] == "check":
             params = tpl.resolve_params(request.get("params"))
             verdicts = [
@@ -264,13 +347,10 @@ def main() -> None:
             result = {"ok": True, "samples": samples, "templates": _describe(found)}
         text = json.dumps(result)
     except BaseException as exc:  # noqa: BLE001 - everything becomes a structured error
-        result = {
-            "ok": False,
-            "error_type": type(exc).__name__,
-            "message": str(exc)[:2000] or type(exc).__name__,
-            "line": _user_line(exc, _TEMPLATE_FILE),
-        }
-        text = json.dumps(result)
+        text = json.dumps(_error(exc))
+        if generating:
+            _write_frame(out, text)
+            return
     out.write(text)
     out.flush()
 

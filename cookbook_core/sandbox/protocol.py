@@ -7,8 +7,10 @@ and sizes), and the ``*_result`` functions check the exact shape each mode must
 have: a preview is exactly ``n`` samples of ``prompt``/``completion`` strings and a
 JSON ``meta`` object, plus a description of the file's templates; a check is
 exactly ``n`` verdicts (``true``/``false``/``null``); an error is a type, a message
-and a line.  Anything else raises :class:`MalformedResult`, whose message is the
-one error the user sees.
+and a line; a generation child (see ``generation.py``) first says it is ready, then
+answers each request with exactly the samples asked for as ``[prompt, completion,
+meta]`` triples and its fault counts.  Anything else raises :class:`MalformedResult`,
+whose message is the one error the user sees.
 
 What it does not do: run anything, or decide whether a well-formed answer is true
 (the parent gets verdicts from a separate check run; see ``runner``).
@@ -19,6 +21,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from dataclasses import dataclass
 from typing import Any
 
 from cookbook_core.templates import FAMILIES
@@ -43,21 +46,80 @@ def decode(raw: bytes) -> Any:
     if not text.strip():
         raise MalformedResult("empty result")
     try:
-        value = json.loads(text, parse_constant=_no_constant)
+        value = json.loads(text, parse_constant=_no_constant, parse_float=_finite)
     except (RecursionError, MemoryError):
         raise MalformedResult("JSON nested too deeply") from None
     except ValueError as exc:
         raise MalformedResult(f"not JSON ({str(exc)[:120]})") from None
-    _check_value(value, 0, "result")
+    # A lone surrogate can only come from a \uD800-\uDFFF escape (strict UTF-8 refuses
+    # encoded ones): without such an escape the text needs no per-string check.
+    _check_value(value, 0, "result", surrogates=_SURROGATE_ESCAPE.search(text) is not None)
     return value
+
+
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
 
 def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not allowed")
 
 
-def _check_value(value: Any, depth: int, where: str) -> None:
-    """Plain JSON data only: bounded depth, sizes, and strings that encode as UTF-8."""
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"non-finite number {text[:40]}")
+    return value
+
+
+def _check_value(value: Any, depth: int, where: str, *, surrogates: bool = True) -> None:
+    """Plain JSON data only: bounded depth, sizes, and strings that encode as UTF-8.
+    ``surrogates=False``: the caller knows no string holds a surrogate and every float
+    is finite (:func:`decode` does, from the text and its float parser)."""
+    if _plainly_ok(value, depth, surrogates=surrogates):
+        return
+    _locate_problem(value, depth, where)
+    raise MalformedResult(f"{where}: not plain JSON data")  # the two checks disagree
+
+
+def _plainly_ok(value: Any, depth: int, *, surrogates: bool = True) -> bool:
+    """The fast check (no locations): True when :func:`_locate_problem` would find nothing.
+    Lone surrogates and non-finite numbers are found by one C-speed encode of the whole
+    value (skipped with ``surrogates=False``), depth and sizes by a walk that looks only
+    at containers and string lengths."""
+    if surrogates:
+        try:
+            json.dumps(value, ensure_ascii=False, allow_nan=False).encode("utf-8")
+        except (UnicodeEncodeError, ValueError, TypeError, RecursionError):
+            return False
+    stack = [(value, depth)]
+    pop, push = stack.pop, stack.append
+    while stack:
+        v, d = pop()
+        kind = type(v)
+        if kind is str:
+            if len(v) > MAX_STRING:
+                return False
+        elif kind is dict:
+            if d >= MAX_DEPTH and v or len(v) > MAX_ITEMS:
+                return False
+            for k, x in v.items():
+                if type(k) is not str or len(k) > MAX_STRING:
+                    return False
+                if type(x) in (dict, list) or type(x) is str and len(x) > MAX_STRING:
+                    push((x, d + 1))
+        elif kind is list:
+            if d >= MAX_DEPTH and v or len(v) > MAX_ITEMS:
+                return False
+            for x in v:
+                if type(x) in (dict, list) or type(x) is str and len(x) > MAX_STRING:
+                    push((x, d + 1))
+        elif d > MAX_DEPTH or kind not in (bool, int, float) and v is not None:
+            return False
+    return depth <= MAX_DEPTH
+
+
+def _locate_problem(value: Any, depth: int, where: str) -> None:
+    """The slow check: raise :class:`MalformedResult` naming where the problem is."""
     stack = [(value, depth, where)]
     while stack:
         v, d, w = stack.pop()
@@ -200,11 +262,82 @@ def check_result(obj: Any, n: int) -> list[bool | None]:
     return verdicts
 
 
+MAX_TRACEBACK = 20_000
+"""Longest first-fault traceback a generation child may send."""
+
+
+def ready_result(obj: Any) -> None:
+    """A generation child's first answer: it loaded the template and waits for requests."""
+    _require(obj, {"ok": bool, "ready": bool}, "ready answer")
+    if not obj["ready"]:
+        raise MalformedResult("ready answer: 'ready' is false")
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """One generation answer: ``samples`` (prompt, completion, meta) and fault counts;
+    ``exhausted`` when a sample failed every retry (then ``samples`` is empty)."""
+
+    samples: list[tuple[str, str, dict[str, Any]]]
+    faults: int
+    attempts: int
+    first: str | None
+    exhausted: bool
+
+
+def generate_result(obj: Any, n: int, retries: int) -> Chunk:
+    """The answer to a request for ``n`` samples: exactly ``n`` triples (none when
+    exhausted), ``0 <= faults <= attempts <= retries * n``, a bounded traceback."""
+    _require(
+        obj,
+        {
+            "ok": bool,
+            "samples": list,
+            "faults": int,
+            "attempts": int,
+            "first": (str, type(None)),
+            "exhausted": bool,
+        },
+        "generation answer",
+    )
+    exhausted = obj["exhausted"]
+    raw = obj["samples"]
+    if len(raw) != (0 if exhausted else n):
+        want = "no samples after a sample failed every retry" if exhausted else f"{n} samples"
+        raise MalformedResult(f"expected {want}, got {len(raw)}")
+    faults, attempts = obj["faults"], obj["attempts"]
+    if not 0 <= faults <= attempts <= retries * n or (not exhausted and attempts < n):
+        raise MalformedResult(f"impossible counts: {faults} faults in {attempts} attempts")
+    if exhausted and not faults:
+        raise MalformedResult("a sample failed every retry, yet no fault was counted")
+    first = obj["first"]
+    if first is not None and len(first) > MAX_TRACEBACK:
+        raise MalformedResult(f"traceback longer than {MAX_TRACEBACK} characters")
+    samples = []
+    for i, s in enumerate(raw):
+        if not (
+            type(s) is list
+            and len(s) == 3
+            and type(s[0]) is str
+            and type(s[1]) is str
+            and type(s[2]) is dict
+        ):
+            raise MalformedResult(
+                f"sample {i} is not [prompt (str), completion (str), meta (object)]"
+            )
+        samples.append((s[0], s[1], s[2]))
+    return Chunk(samples, faults, attempts, first, exhausted)
+
+
 __all__ = [
     "MAX_DEPTH",
+    "MAX_TRACEBACK",
+    "Chunk",
     "MalformedResult",
     "check_result",
     "decode",
     "error_result",
+    "generate_result",
     "preview_result",
+    "ready_result",
 ]

@@ -48,6 +48,7 @@ import shutil
 import signal
 import subprocess
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -486,9 +487,10 @@ def _ended_without_answer(raw: _Raw, limits: Limits) -> SandboxResult:
     return SandboxResult(False, error_type="Crashed", message=_describe_exit(raw.returncode))
 
 
-def _start_child(limits: Limits) -> subprocess.Popen[bytes]:
-    """Start a sandboxed child; it imports the template API and waits for its request."""
-    launch = boundary.launch([], lambda: _set_limits(limits))
+def _start_child(limits: Limits, args: Sequence[str] = ()) -> subprocess.Popen[bytes]:
+    """Start a sandboxed child (``args`` for ``child.py``: ``--generate`` serves generation);
+    it imports the template API and waits for its request."""
+    launch = boundary.launch(list(args), lambda: _set_limits(limits))
     try:
         proc = subprocess.Popen(
             launch.argv,
