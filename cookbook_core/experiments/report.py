@@ -20,13 +20,15 @@ from typing import Any
 
 import pandas as pd
 
-from cookbook_core import storage
+from cookbook_core import configs, storage
 from cookbook_core.errors import BadInput
 from cookbook_core.experiments import core as experiments
+from cookbook_core.mix import protocol
 from cookbook_core.mix import sources as mix_sources
+from cookbook_core.train.config import TrainConfig
 
-DEFAULT_BATCH = 8  # training.TrainConfig's batch size
-DEFAULT_LR = 3e-4  # training.TrainConfig's learning rate
+DEFAULT_BATCH = configs.default(TrainConfig, "batch_size")  # what a run without one used
+DEFAULT_LR = configs.default(TrainConfig, "lr")
 
 
 def _ci(pair: list[float] | None) -> str:
@@ -140,14 +142,16 @@ def _source_exists(name: str) -> bool:
     return True
 
 
-def alignment_table(single: pd.DataFrame, mixes: list[dict[str, Any]]) -> pd.DataFrame:
-    """Gold and generation alignment before/after, for every trained cell whose template's
-    rule reads the task (single-task experiments and each sweep's single-template cells)."""
+def alignment_pairs(
+    single: pd.DataFrame, mixes: list[dict[str, Any]]
+) -> list[tuple[str, str, str, str, str]]:
+    """(template, task, base run, tuned run, what the tuned model was trained on) for every
+    trained cell whose template's rule reads the task (single-task experiments and each
+    sweep's single-template cells)."""
     from cookbook_core.align import alignment
     from cookbook_core.align import runs as alignment_runs
     from cookbook_core.mix import cells
 
-    # template, task, base run, tuned run, what the tuned model was trained on
     pairs: list[tuple[str, str, str, str, str]] = []
     for r in single.itertuples():
         origin = mix_sources.template_of(r.template) if _source_exists(r.template) else None
@@ -171,9 +175,16 @@ def alignment_table(single: pd.DataFrame, mixes: list[dict[str, Any]]) -> pd.Dat
                             f"{t} (mix experiment {res['name']})",
                         )
                     )
-    pairs = sorted(set(pairs), key=pairs.index)
+    return sorted(set(pairs), key=pairs.index)
+
+
+def alignment_table(single: pd.DataFrame, mixes: list[dict[str, Any]]) -> pd.DataFrame:
+    """Gold and generation alignment before/after for every pair of
+    :func:`alignment_pairs`."""
+    from cookbook_core.align import runs as alignment_runs
+
     rows = []
-    for template, task, b, t, trained in pairs:
+    for template, task, b, t, trained in alignment_pairs(single, mixes):
         try:
             cmp = alignment_runs.compare(template, task, b, [t])
         except BadInput as exc:
@@ -199,6 +210,39 @@ def alignment_table(single: pd.DataFrame, mixes: list[dict[str, Any]]) -> pd.Dat
     return pd.DataFrame(rows)
 
 
+def gain_splits(single: pd.DataFrame, mixes: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Does alignment explain the gain? For every pair of :func:`alignment_pairs`, the
+    tuned run's gain over the base run split by whether its answers follow the rule
+    (:func:`cookbook_core.align.gain.split_runs`); ``split`` is None and ``note`` says why
+    when the runs cannot be aligned."""
+    from cookbook_core.align import gain
+
+    out = []
+    for template, task, b, t, trained in alignment_pairs(single, mixes):
+        row: dict[str, Any] = {"template": template, "task": task, "trained": trained}
+        try:
+            row["split"] = gain.split_runs(template, task, b, t)
+            row["note"] = ""
+        except BadInput as exc:
+            row["split"], row["note"] = None, str(exc)
+        out.append(row)
+    return out
+
+
+def mix_protocol(res: dict[str, Any]) -> dict[str, Any]:
+    """A mix experiment's validation protocol: stored with the result, or (for results
+    written before it was) computed now from the experiment's stored cells; ``{"error":
+    ...}`` when the cells cannot give it."""
+    from cookbook_core.mix import protocol, sweep
+
+    if "protocol" in res:
+        return res["protocol"]
+    try:
+        return protocol.run(sweep.SweepConfig(**res["sweep"]))
+    except BadInput as exc:
+        return {"error": str(exc)}
+
+
 def collect() -> dict[str, Any]:
     """Every finished experiment of the workspace, as tables (the figures are drawn from
     them by :func:`cookbook_core.studio.figures_experiments.report_figures`)."""
@@ -207,11 +251,14 @@ def collect() -> dict[str, Any]:
     results = [experiments.read(n) for n in experiments.list_experiments()]
     single = [r for r in results if r["kind"] == "single-task"]
     mixes = [r for r in results if r["kind"] == "mix"]
+    for res in mixes:
+        res["protocol"] = mix_protocol(res)
     out: dict[str, Any] = {"single": single, "mixes": mixes}
     st = pd.concat([single_task_table(single), sweep_single_rows(mixes)], ignore_index=True)
     out["single_table"] = st
     al = alignment_table(st, mixes) if len(st) or mixes else pd.DataFrame()
     out["alignment_table"] = al
+    out["gain_splits"] = gain_splits(st, mixes) if len(st) or mixes else []
     pts = pd.DataFrame()
     if len(al) and "delta_alignment" in al:
         pts = al.dropna(subset=["delta_alignment"])
@@ -222,7 +269,19 @@ def collect() -> dict[str, Any]:
 
 def _has_fit(res: dict[str, Any]) -> bool:
     v = res.get("validation", {})
-    return "stats" in v and bool(v.get("table"))
+    return ("stats" in v and bool(v.get("table"))) or _has_protocol(res)
+
+
+def _has_protocol(res: dict[str, Any]) -> bool:
+    return bool(res.get("protocol", {}).get("fit"))
+
+
+def fit_points(res: dict[str, Any]) -> pd.DataFrame:
+    """The (mixture, task) points of a mix experiment's predicted-vs-observed figure:
+    the protocol's (with paired intervals and roles) when there is one."""
+    if _has_protocol(res):
+        return pd.DataFrame(res["protocol"]["fit"])
+    return pd.DataFrame(res["validation"]["table"])
 
 
 def figure_names(c: dict[str, Any]) -> list[str]:
@@ -230,6 +289,8 @@ def figure_names(c: dict[str, Any]) -> list[str]:
     names = ["single_task"] if len(c["single_table"]) else []
     if len(c["alignment_points"]):
         names.append("alignment")
+    if any(g["split"] is not None for g in c.get("gain_splits", [])):
+        names.append("alignment_gain")
     for res in c["mixes"]:
         names.append(f"{res['name']}_matrix")
         if _has_fit(res):
@@ -242,10 +303,14 @@ def figure_names(c: dict[str, Any]) -> list[str]:
 # Markdown
 
 
+def _cell(x: Any) -> str:
+    return str(x).replace("|", "\\|")  # a pipe inside a cell would split the column
+
+
 def _md_table(df: pd.DataFrame) -> str:
-    head = "| " + " | ".join(map(str, df.columns)) + " |"
+    head = "| " + " | ".join(map(_cell, df.columns)) + " |"
     sep = "|" + "|".join("---" for _ in df.columns) + "|"
-    body = ["| " + " | ".join(map(str, row)) + " |" for row in df.itertuples(index=False)]
+    body = ["| " + " | ".join(map(_cell, row)) + " |" for row in df.itertuples(index=False)]
     return "\n".join([head, sep, *body])
 
 
@@ -326,41 +391,79 @@ def _mix_section(res: dict[str, Any]) -> list[str]:
             f"Over {s['cells']} (mixture, task) cells: mean |predicted - observed| "
             f"{s['mean_abs_error']:.2f} points, median {s['median_abs_error']:.2f}, max "
             f"{s['max_abs_error']:.2f}; leave-one-out mean |error| "
-            f"{v['loo_mean_abs_error']:.2f} points. The paper reports 1.4 (mean) and 0.4 "
-            "(median) points."
+            f"{v['loo_mean_abs_error']:.2f} points (every run, single templates included, "
+            "held out in turn). The paper reports 1.4 (mean) and 0.4 (median) points."
         )
-        lines += ["", f"![fit](results/{name}_fit.png)", ""] if _has_fit(res) else [""]
+        lines.append("")
     else:
         lines += [v.get("error", "not measured"), ""]
+    p = res.get("protocol", {})
+    if _has_protocol(res):
+        rows_per_task = ", ".join(f"{t} {n}" for t, n in p["rows"].items())
+        lines += [
+            "#### The paper's validation protocol, with intervals",
+            "",
+            f"Linear prediction from the single-template rows vs the observed mixture, per "
+            f"(mixture, task); intervals are paired bootstrap 95% intervals over the "
+            f"evaluation examples ({p['n_boot']} resamples; rows per task: {rows_per_task}), "
+            "every model resampled on the same examples. Leave-one-out predicts each "
+            "mixture from a matrix fitted on the single templates and the other mixtures.",
+            "",
+            _md_table(protocol.stats_frame(p)),
+            "",
+            *(f"- {line}" for line in protocol.fit_verdicts(p)),
+            "",
+            _md_table(protocol.fit_frame(p)),
+            "",
+        ]
+    elif p.get("error"):
+        lines += [f"Validation protocol: not computed ({p['error']}).", ""]
+    if _has_fit(res):
+        lines += [f"![fit](results/{name}_fit.png)", ""]
     comp = pd.DataFrame(res["comparison"]).T.round(1)
     comp.insert(0, "model", comp.index)
     w = res["weights"]
-    opt_key = next(k for k in w if k.startswith("opt-"))
-    weights = ", ".join(f"{t} {x:.2f}" for t, x in w[opt_key].items() if x > 0.005)
+    opt_keys = [k for k in w if k.startswith("opt-")]
+    weights = "; ".join(
+        f"{k}: " + ", ".join(f"{t} {x:.2f}" for t, x in w[k].items() if x > 0.005) for k in opt_keys
+    )
     lines += [
         "### Optimized mixture vs the alternatives (observed, points)",
         "",
-        f"Optimized weights ({opt_key}): {weights}. Best single template: {res['best_single']}.",
+        f"Optimized weights ({weights}). Best single template: {res['best_single']}.",
         "",
         _md_table(comp),
         "",
     ]
     rows = res["comparison"]
-    opt_label = next(k for k in rows if k.startswith("optimized"))
-    for metric in ("average", "worst"):
-        o = rows[opt_label][metric]
-        better = [k for k in rows if k != opt_label and rows[k][metric] > o]
-        if better:
-            lines.append(
-                f"- {metric} accuracy: the optimized mixture ({o:.1f}) is below "
-                f"{', '.join(f'{k} ({rows[k][metric]:.1f})' for k in better)}: the paper's "
-                "direction is not reproduced at this scale."
-            )
-        else:
-            lines.append(
-                f"- {metric} accuracy: the optimized mixture ({o:.1f}) is at least as high as "
-                "every alternative (the paper's direction)."
-            )
+    for opt_label in [k for k in rows if k.startswith("optimized")]:
+        for metric in ("average", "worst"):
+            o = rows[opt_label][metric]
+            others = [k for k in rows if not k.startswith("optimized")]
+            better = [k for k in others if rows[k][metric] > o]
+            if better:
+                lines.append(
+                    f"- {metric} accuracy: {opt_label} ({o:.1f}) is below "
+                    f"{', '.join(f'{k} ({rows[k][metric]:.1f})' for k in better)}: the "
+                    "paper's direction is not reproduced at this scale (see the intervals)."
+                )
+            else:
+                lines.append(
+                    f"- {metric} accuracy: {opt_label} ({o:.1f}) is at least as high as "
+                    "every alternative (the paper's direction; see the intervals)."
+                )
+    if p.get("optimized"):
+        lines += [
+            "",
+            "With paired bootstrap 95% intervals (points; the same resampled examples for "
+            "every model):",
+            "",
+            _md_table(protocol.models_table(p)),
+            "",
+            _md_table(protocol.optimized_frame(p)),
+            "",
+            *(f"- {line}" for line in protocol.optimizer_verdicts(p)),
+        ]
     secs = sum(x["train_seconds"] + x["eval_seconds"] for x in res["seconds"].values())
     lines += [
         "",
@@ -416,6 +519,73 @@ def _alignment_section(c: dict[str, Any]) -> list[str]:
         ]
     if "alignment" in figure_names(c):
         lines += ["", "![alignment](results/alignment.png)"]
+    return [*lines, "", *_gain_section(c)]
+
+
+def _gain_section(c: dict[str, Any]) -> list[str]:
+    """Does alignment explain the gain? The per-example split of every tuned model's gain."""
+    from cookbook_core.align import gain
+
+    splits = c.get("gain_splits", [])
+    if not splits:
+        return []
+    lines = [
+        "### Does alignment explain the gain?",
+        "",
+        "Per example, the tuned model's gain over the base model (paired differences, "
+        "points) split by whether the tuned model's answer follows the template's rule; a "
+        "group's contribution is its summed differences over all rows, so the two "
+        "contributions add up to the gain. Intervals: paired bootstrap 95% over the "
+        "examples.",
+        "",
+    ]
+    golds = {}
+    al = c["alignment_table"]
+    for r in al.itertuples() if len(al) and "gold_alignment" in al else []:
+        golds[(r.template, r.task, r.trained)] = r.gold_alignment
+    rows = []
+    for g in splits:
+        s = g["split"]
+        if s is None:
+            continue
+        a, u = s.row(gain.FOLLOWS), s.row(gain.NOT_FOLLOWS)
+        rows.append(
+            {
+                "template": g["template"],
+                "task": g["task"],
+                "tuned model trained on": g["trained"],
+                "rows": s.n,
+                "gain [95% CI]": gain.ci_text(s.gain, s.lo, s.hi),
+                "follows the rule: n, acc base -> tuned": f"{a.n}, "
+                + (f"{a.base_accuracy:.1f} -> {a.tuned_accuracy:.1f}" if a.n else "-"),
+                "follows: contribution [95% CI]": gain.ci_text(
+                    a.contribution, a.contribution_lo, a.contribution_hi
+                ),
+                "does not follow: n, acc base -> tuned": f"{u.n}, "
+                + (f"{u.base_accuracy:.1f} -> {u.tuned_accuracy:.1f}" if u.n else "-"),
+                "does not follow: contribution [95% CI]": gain.ci_text(
+                    u.contribution, u.contribution_lo, u.contribution_hi
+                ),
+            }
+        )
+    if rows:
+        lines += [_md_table(pd.DataFrame(rows)), ""]
+    for g in splits:
+        who = f"{g['template']} on {g['task']}, {g['trained']}"
+        if g["split"] is None:
+            lines.append(f"- {who}: not split ({g['note']})")
+            continue
+        text = gain.explain(g["split"])
+        gold = golds.get((g["template"], g["task"], g["trained"]))
+        if gold is not None:
+            text += (
+                f" The rule's own gold alignment on these rows is {gold:.1f}%: on the "
+                f"{100 - gold:.1f}% of rows whose gold answer does not follow the rule, a right "
+                "answer cannot follow it either, so a gain there is not alignment with this rule."
+            )
+        lines.append(f"- {who}: {text}")
+    if "alignment_gain" in figure_names(c):
+        lines += ["", "![alignment gain](results/alignment_gain.png)"]
     return [*lines, ""]
 
 
