@@ -1,6 +1,8 @@
 """Templates page: browse the library, tweak parameters and preview samples with the
 rule's verdict, read the source, and edit it (validated, previewed in the sandbox,
-saved atomically with the previous version kept, or duplicated under a new name).
+saved atomically with the previous version kept, or duplicated under a new name), and
+draft new templates with a language model (the Draft tab: a background job whose
+candidates are checked in the sandbox; see ``cookbook_core.studio.draft_tab``).
 Untrusted templates (not in the shipped folder or a COOKBOOK_TRUSTED_TEMPLATES
 folder) are never imported here: their parameters and samples come from the sandbox."""
 
@@ -14,7 +16,7 @@ from cookbook_core.align import live
 from cookbook_core.errors import BadInput, CookbookError
 from cookbook_core.sandbox import runner as sandbox
 from cookbook_core.serve import server
-from cookbook_core.studio import editing
+from cookbook_core.studio import draft_tab, editing
 from cookbook_core.train import adapters
 
 ss = st.session_state
@@ -141,7 +143,7 @@ trust = "trusted" if entry.trusted else "untrusted: runs in the sandbox"
 st.caption(f"{entry.family} · stands for: {', '.join(entry.tasks)} · `{entry.file.name}` · {trust}")
 st.markdown(entry.doc)
 
-tab_preview, tab_source, tab_edit = st.tabs(["Preview", "Source", "Edit"])
+tab_preview, tab_source, tab_edit, tab_draft = st.tabs(["Preview", "Source", "Edit", "Draft"])
 
 with tab_preview:
     cols = st.columns(4)
@@ -241,3 +243,6 @@ with tab_edit:
                 st.error(str(exc))
             else:
                 st.success(f"Created {path.name}. Pick it in the sidebar.")
+
+with tab_draft:
+    draft_tab.render()

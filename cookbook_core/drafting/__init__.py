@@ -12,7 +12,8 @@ Modules, one idea each:
 * :mod:`.asking` asking a model (through the project's backends) for candidates;
 * :mod:`.checks` the per-candidate pipeline with one clear reason per failure;
 * :mod:`.loop` the drafting loop: k candidates, repair rounds, the ranked table;
-* :mod:`.saving` provenance and saving the best passing candidate.
+* :mod:`.saving` provenance and saving the best passing candidate;
+* :mod:`.job` the ``draft`` job kind: the loop in the background, its run folder.
 
 Drafted code is untrusted: nothing here imports or executes it in this process; it
 runs only through :mod:`cookbook_core.sandbox.runner`.

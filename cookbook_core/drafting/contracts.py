@@ -19,7 +19,10 @@ gold's length, the other label, another choice letter, another word of the conte
 so a rule that accepts everything is seen for what it is.
 
 It also holds the built-in short task descriptions and the shipped template that
-stands for each task.  What it does not do: run any template code (``checks``
+stands for each task, and (:func:`custom_rows`) turns a *new* task, one with no data
+folder, into the same :class:`TaskRows`: a name, one of the contract kinds, a
+description and a few pasted rows in that kind's row format (:data:`EXAMPLE_ROWS`).
+What it does not do: run any template code (``checks``
 sends the rows to the sandbox) or apply the hand-written natural-text rules of
 ``align.alignment`` (a higher part of the same layer; the CLI adds that column).
 """
@@ -28,6 +31,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import string
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -360,3 +364,143 @@ def load_rows(
     if not measured:
         raise eval_tasks.TaskDataError(f"task {task.name}: no row with a gold answer to measure")
     return TaskRows(task, contract, rows[:examples], measured, loaded.source, raw)
+
+
+# ----------------------------------------------------------------------------------
+# A new task: a name, a kind, a description and pasted rows (no data folder)
+
+# One row per kind in the format a pasted row must have (the fields the kind's contract
+# reads; the same format as the real data files).
+EXAMPLE_ROWS: dict[str, dict[str, Any]] = {
+    "extractive_qa": {
+        "context": "The Amazon is the largest rainforest on Earth.",
+        "question": "What is the largest rainforest?",
+        "answer": "The Amazon",
+    },
+    "yes_no": {
+        "context": "Water boils at 100 degrees Celsius at sea level.",
+        "question": "does water boil at 100 degrees at sea level",
+        "answer": "yes",
+    },
+    "yes_no_maybe": {
+        "context": "The trial found no effect of the drug on blood pressure.",
+        "question": "Does the drug lower blood pressure?",
+        "answer": "no",
+    },
+    "entity_matching": {
+        "left": {"title": "sony bravia 40 inch lcd tv"},
+        "right": {"title": "Sony BRAVIA KDL-40 LCD television"},
+        "left_text": "COL title VAL sony bravia 40 inch lcd tv",
+        "right_text": "COL title VAL Sony BRAVIA KDL-40 LCD television",
+        "answer": "yes",
+    },
+    "multiple_choice": {
+        "question": "Which gas do plants take in for photosynthesis?",
+        "choices": ["oxygen", "carbon dioxide", "helium", "nitrogen"],
+        "answer_index": 1,
+    },
+    "cloze": {"context": "She poured the tea into her favourite", "answer": "cup"},
+}
+_TASK_NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+MAX_PASTED_ROWS = 500
+
+
+def custom_task(name: str, kind: str, description: str) -> eval_tasks.Task:
+    """A task that exists only for drafting: ``name`` (a lower-case identifier, so that
+    ``<name>_draft`` is a template name), one of the contract kinds, a description."""
+    if not _TASK_NAME.match(name or ""):
+        raise BadInput(
+            f"task name {name!r}: use lower-case letters, digits and _ (start with a letter, "
+            "at most 40 characters)"
+        )
+    try:
+        eval_tasks.get(name)
+    except eval_tasks.UnknownTask:
+        pass
+    else:
+        raise BadInput(f"{name!r} is a known task: pick it from the list, or choose another name")
+    if kind not in CONTRACTS:
+        raise UnsupportedTask(f"unknown task kind {kind!r} (kinds: {', '.join(sorted(CONTRACTS))})")
+    if not (description or "").strip():
+        raise BadInput("describe the new task: what is given, and what the answer is")
+    return eval_tasks.Task(
+        name=name, folder="", kind=kind, description=" ".join(description.split())[:300]
+    )
+
+
+def parse_rows(text: str) -> list[dict[str, Any]]:
+    """Pasted rows: one JSON object per line, or one JSON list of objects; each error
+    names its line."""
+    text = (text or "").strip()
+    if not text:
+        raise BadInput("paste a few rows of the task (one JSON object per line)")
+    if text.startswith("["):
+        try:
+            rows = json.loads(text)
+        except ValueError as exc:
+            raise BadInput(f"the pasted rows are not a JSON list: {exc}") from None
+        if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+            raise BadInput("the pasted JSON list must hold objects (one per row)")
+    else:
+        rows = []
+        for i, line in enumerate(text.splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except ValueError as exc:
+                raise BadInput(f"pasted row on line {i} is not JSON: {exc}") from None
+            if not isinstance(row, dict):
+                raise BadInput(f"pasted row on line {i} is not a JSON object")
+            rows.append(row)
+    if len(rows) > MAX_PASTED_ROWS:
+        raise BadInput(f"{len(rows)} pasted rows: at most {MAX_PASTED_ROWS}")
+    return rows
+
+
+def custom_rows(
+    task: eval_tasks.Task,
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    examples: int = 2,
+    seed: int = 0,
+) -> TaskRows:
+    """A new task's pasted rows split like :func:`load_rows`: the first ``examples``
+    shown in the prompt, the rest measured (so at least ``examples + 1`` rows)."""
+    contract = contract_for(task)
+    if examples < 0:
+        raise BadInput(f"examples must be >= 0, got {examples}")
+    if len(rows) <= examples:
+        raise BadInput(
+            f"{len(rows)} pasted rows: paste more than the {examples} shown in the prompt "
+            "(the rest measure the drafted rule)"
+        )
+    named = [{"id": f"{task.name}-{i}", **dict(r)} for i, r in enumerate(rows, 1)]
+    rng = random.Random(f"drafting:{task.name}:{seed}")
+    measured, raw = [], []
+    for i, row in enumerate(named, 1):
+        try:
+            real = contract.real_row(row)
+            if i <= examples:
+                continue
+            if real.golds:
+                measured.append(contract.with_wrong(row, real, rng))
+                raw.append(row)
+        except eval_tasks.TaskDataError as exc:
+            want = ", ".join(EXAMPLE_ROWS[contract.kind])
+            raise BadInput(f"pasted row {i}: {exc}; a {contract.kind} row has {want}") from None
+    if not measured:
+        raise BadInput("no pasted row past the shown ones has a gold answer to measure the rule on")
+    return TaskRows(task, contract, named[:examples], measured, "pasted rows", raw)
+
+
+def supported_tasks() -> list[str]:
+    """Names of the known tasks drafting has a row contract for."""
+    out = []
+    for t in eval_tasks.TASKS.values():
+        try:
+            contract_for(t)
+        except UnsupportedTask:
+            continue
+        out.append(t.name)
+    return out

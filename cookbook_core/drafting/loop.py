@@ -53,6 +53,10 @@ class DraftConfig:
     temperature: float = 0.8
     top_k: int | None = 50
     settings: Settings = field(default_factory=Settings)
+    # A new task (no data folder): its contract kind and pasted rows; ``task`` is then
+    # its name and ``description`` (required) describes it.
+    kind: str | None = None
+    pasted: list[dict[str, Any]] | None = None
 
     def check(self) -> None:
         """Raise :class:`BadInput` for options that cannot work."""
@@ -145,16 +149,22 @@ class Drafting:
 
     @classmethod
     def prepare(cls, cfg: DraftConfig) -> Drafting:
-        """Read the task's rows and build the prompt (no model yet)."""
+        """Read the task's rows (or a new task's pasted rows) and build the prompt (no
+        model yet)."""
         cfg.check()
-        rows = contracts.load_rows(
-            cfg.task,
-            cfg.data_dir,
-            examples=cfg.examples,
-            align_rows=cfg.align_rows,
-            seed=cfg.seed,
-        )
-        description = contracts.read_description(cfg.description, rows.task)
+        if cfg.pasted is not None:
+            task = contracts.custom_task(cfg.task, cfg.kind or "", cfg.description or "")
+            rows = contracts.custom_rows(task, cfg.pasted, examples=cfg.examples, seed=cfg.seed)
+            description = (cfg.description or "").strip()
+        else:
+            rows = contracts.load_rows(
+                cfg.task,
+                cfg.data_dir,
+                examples=cfg.examples,
+                align_rows=cfg.align_rows,
+                seed=cfg.seed,
+            )
+            description = contracts.read_description(cfg.description, rows.task)
         examples = prompts.worked_examples(rows, cfg.worked, include_own=cfg.include_own)
         return cls(cfg, rows, description, examples)
 
