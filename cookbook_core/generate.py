@@ -23,6 +23,15 @@ What it guarantees:
 * **Faults.** A template that raises is retried (same random stream, advanced) up
   to :data:`RETRIES` times; every exception is counted per template with the first
   traceback kept.  Above ``max_fault_rate`` the run stops with :class:`GenerationError`.
+* **Untrusted templates** (a folder that is not trusted, see ``discovery``) are never
+  imported here: each is described in the sandbox and drawn by a persistent sandboxed
+  child per worker process (:mod:`cookbook_core.sandbox.generation`), whose answers are
+  validated before this module turns them into rows.  The bytes written are the same
+  as for the same file in a trusted folder.
+* **Bounds.** ``n`` is at most :data:`MAX_SAMPLES`; before anything is written the
+  bytes per sample are estimated from the first stream of each template and the run
+  is refused (:class:`NotEnoughSpace`) when the output folder's filesystem has less
+  free space than the estimate needs.
 
 Row layouts (:data:`LAYOUTS`): ``compact`` (the default) writes ``prompt``,
 ``completion`` and ``meta``, and a ``meta.parent``/``meta.child`` string of
@@ -52,12 +61,13 @@ import math
 import multiprocessing as mp
 import os
 import shutil
+import signal
 import sys
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from json.encoder import c_make_encoder
 from json.encoder import encode_basestring_ascii as _enc_str
@@ -67,18 +77,31 @@ from typing import Any
 
 from cookbook_core import discovery, storage, template_helpers, tokens
 from cookbook_core.errors import BadInput, CookbookError
+from cookbook_core.generate_config import (  # the config is declared there (light to import)
+    BLOCK_SIZE,
+    FORMATS,
+    LAYOUTS,
+    GenerateConfig,
+    GenerationConfigError,
+    Source,
+)
+from cookbook_core.sandbox import generation as sandboxed
 from cookbook_core.templates import RETRIES, STREAM, Example, FaultLog, Template, TemplateError
 
-FORMATS = ("jsonl", "parquet", "hf")
-LAYOUTS = ("compact", "full")
 DATA_FILES = {"jsonl": "data.jsonl", "parquet": "data.parquet", "hf": "hf"}
-BLOCK_SIZE = 2048
 MIN_ATTEMPTS_FOR_RATE = 200
 MIN_SPAN_CHARS = 64
 """Shortest meta string that the compact layout stores as a span of the prompt."""
 SYNC_BYTES = 32 << 20
 """Start write-back of the data file every this many bytes (the final fsync then
 waits for the rest only)."""
+MAX_SAMPLES = 100_000_000
+"""The most samples one dataset may hold (``-n``)."""
+SPACE_MARGIN = 16 << 20
+"""Free space kept beyond the estimate (the manifest, filesystem slack)."""
+_SPACE_FACTOR = {"jsonl": 1.0, "parquet": 1.0, "hf": 2.0}
+"""Peak disk use per estimated JSONL byte: Parquet compresses (the JSONL size is an
+upper bound); a ``datasets`` folder holds a staging Parquet file and its Arrow copy."""
 
 _META_ENC = json.JSONEncoder(separators=(",", ":"))
 _SPAN_SECTIONS = ("parent", "child")
@@ -93,8 +116,10 @@ __all__ = [
     "LAYOUTS",
     "RETRIES",
     "GenerateConfig",
+    "MAX_SAMPLES",
     "GenerationConfigError",
     "GenerationError",
+    "NotEnoughSpace",
     "Source",
     "block_members",
     "block_plan",
@@ -114,34 +139,8 @@ class GenerationError(CookbookError):
     """The run was stopped: too many template faults."""
 
 
-class GenerationConfigError(BadInput):
-    """A config that cannot run: bad n, seed, format, layout, weights or output folder."""
-
-
-@dataclass
-class Source:
-    """One template in a mixture: its name, relative weight and parameter overrides."""
-
-    template: str
-    weight: float = 1.0
-    params: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class GenerateConfig:
-    """Everything that determines a dataset's content (plus how to produce it)."""
-
-    sources: list[Source]
-    n: int
-    seed: int = 0
-    format: str = "jsonl"
-    token_space: str = tokens.DEFAULT_SPEC
-    token_space_size: int | None = None
-    workers: int = 1
-    max_fault_rate: float = 0.01
-    block_size: int = BLOCK_SIZE
-    layout: str = "compact"
-    extra: dict[str, Any] = field(default_factory=dict)  # recorded in the manifest as is
+class NotEnoughSpace(GenerationConfigError):
+    """The output folder's filesystem has less free space than the dataset needs."""
 
 
 def plan_counts(weights: Sequence[float], n: int) -> list[int]:
@@ -216,15 +215,24 @@ class _Resolved:
     file: str
     params: dict[str, Any]
     space_spec: str
+    source: str | None = None  # an untrusted template's exact source: drawn in the sandbox
+    guards: bool = True
+
+
+AnyTemplate = Template | sandboxed.SandboxedTemplate
+
+
+def _drawer(r: _Resolved) -> Template | sandboxed.SandboxedSource:
+    if r.source is None:
+        return discovery.load_file(Path(r.file))[r.name]
+    return sandboxed.SandboxedSource(r.name, r.source, guards=r.guards)
 
 
 class _BlockMaker:
     """Holds loaded templates and token spaces; turns a block number into output."""
 
     def __init__(self, resolved: list[_Resolved], counts: list[int], cfg: dict[str, Any]) -> None:
-        self.templates: list[Template] = [
-            discovery.load_file(Path(r.file))[r.name] for r in resolved
-        ]
+        self.templates = [_drawer(r) for r in resolved]
         self.params = [r.params for r in resolved]
         spaces: dict[str, tuple[str, ...]] = {}
         for r in resolved:
@@ -256,6 +264,8 @@ class _BlockMaker:
             )
             try:
                 runs.append((t, lo, list(samples)))
+            except sandboxed.SandboxFailure:
+                raise  # the sandboxed process failed as a whole: not a template fault
             except Exception:  # noqa: BLE001 - counted in logs[t] and reported by the parent
                 return _result(b, None, logs)
         if len(runs) == 1:
@@ -270,6 +280,41 @@ class _BlockMaker:
             keyed.sort(key=lambda item: item[:3])
             rows = [(name, k, ex) for _, _, k, name, ex in keyed]
         return _result(b, _encode(rows, self.format, self.compact), logs)
+
+    def bytes_per_sample(self) -> tuple[float, int]:
+        """(estimated JSONL bytes per sample of the whole dataset, samples drawn): the
+        first stream of each template, encoded as rows; a template whose samples all
+        fail here counts as the mean of the others (its faults are the run's to report)."""
+        per: list[float | None] = []
+        drawn = 0
+        for t, tpl in enumerate(self.templates):
+            m = min(self.counts[t], STREAM)
+            if m == 0:
+                per.append(None)
+                continue
+            try:
+                exs = list(
+                    tpl.samples(self.vocabs[t], self.seed, 0, m, self.params[t], resolved=True)
+                )
+                rows = [(tpl.name, k, ex) for k, ex in enumerate(exs)]
+                per.append(len(_encode(rows, "jsonl", self.compact)) / m)
+                drawn += m
+            except sandboxed.SandboxFailure:
+                raise
+            except Exception:  # noqa: BLE001 - reported by the run itself
+                per.append(None)
+        known = [p for p in per if p is not None]
+        fallback = sum(known) / len(known) if known else 0.0
+        total = sum(
+            c * (p if p is not None else fallback) for c, p in zip(self.counts, per, strict=True)
+        )
+        return total / max(1, sum(self.counts)), drawn
+
+    def close(self) -> None:
+        """Stop the sandboxed children this process started (trusted templates: nothing)."""
+        for tpl in self.templates:
+            if isinstance(tpl, sandboxed.SandboxedSource):
+                tpl.close()
 
 
 def _result(b: int, payload: Any, logs: list[FaultLog]) -> BlockResult:
@@ -378,8 +423,12 @@ _spill: str | None = None
 
 
 def _init_worker(args: tuple[Any, ...] | None, spill: str | None) -> None:
-    """Pool initializer: build the block maker (already inherited when forked)."""
+    """Pool initializer: build the block maker (already inherited when forked).  The
+    parent's signal handlers are dropped: the pool stops its workers with SIGTERM, and a
+    Ctrl-C is the parent's to handle."""
     global _worker, _spill
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     if args is not None:
         _worker = _BlockMaker(*args)
     _spill = spill
@@ -552,40 +601,66 @@ class _Writer:
 # The run
 
 
-def resolve_sources(cfg: GenerateConfig) -> list[tuple[Template, dict[str, Any]]]:
-    """Load each source's template and check its parameters (raises TemplateError)."""
+def resolve_sources(cfg: GenerateConfig) -> list[tuple[AnyTemplate, dict[str, Any]]]:
+    """Each source's template and its checked parameters (raises TemplateError): a
+    trusted template imported, an untrusted one described in the sandbox
+    (:func:`cookbook_core.sandbox.generation.template_for`)."""
     if not cfg.sources:
         raise TemplateError("no template given")
     seen: set[str] = set()
-    out = []
+    out: list[tuple[AnyTemplate, dict[str, Any]]] = []
     for s in cfg.sources:
         if s.template in seen:
             raise TemplateError(f"template {s.template!r} is listed twice")
         seen.add(s.template)
-        tpl = discovery.get(s.template)
+        tpl = sandboxed.template_for(s.template)
         out.append((tpl, tpl.resolve_params(s.params)))
     return out
 
 
+def _source_sha256(tpl: AnyTemplate) -> str:
+    if isinstance(tpl, sandboxed.SandboxedTemplate):
+        return tpl.sha256  # of the exact text that ran
+    return discovery.source_sha256(tpl)
+
+
+def _free_bytes(folder: Path) -> int:
+    """Free bytes for this user on ``folder``'s filesystem."""
+    return shutil.disk_usage(folder).free
+
+
+def _size(n: float) -> str:
+    for unit in ("bytes", "KB", "MB", "GB"):
+        if n < 1000:
+            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} TB"
+
+
+def _check_space(out: Path, cfg: GenerateConfig, per_sample: float, drawn: int) -> None:
+    """Refuse the run when ``out``'s filesystem has less free space than the estimate."""
+    anchor = out.parent
+    while not anchor.exists() and anchor != anchor.parent:
+        anchor = anchor.parent
+    in_flight = 4 * cfg.workers * cfg.block_size if cfg.format == "jsonl" else 0
+    samples = cfg.n + min(in_flight, cfg.n)
+    need = math.ceil(per_sample * samples * _SPACE_FACTOR[cfg.format]) + SPACE_MARGIN
+    free = _free_bytes(anchor)
+    if need > free:
+        raise NotEnoughSpace(
+            f"not enough free disk space for {cfg.n:,} samples in {anchor}: about "
+            f"{_size(need)} needed ({per_sample:,.0f} bytes per sample, estimated from "
+            f"{drawn} samples), {_size(free)} available; free some space, lower -n or "
+            "choose another --out"
+        )
+
+
 def _check_config(cfg: GenerateConfig) -> None:
-    if cfg.format not in FORMATS:
+    cfg.check()  # types, ranges and choices, as declared in generate_config
+    if cfg.n > MAX_SAMPLES:
         raise GenerationConfigError(
-            f"unknown format {cfg.format!r}: use one of {', '.join(FORMATS)}"
+            f"-n must be at most {MAX_SAMPLES:,} (the upper bound of one dataset), got {cfg.n:,}"
         )
-    if cfg.layout not in LAYOUTS:
-        raise GenerationConfigError(
-            f"unknown layout {cfg.layout!r}: use one of {', '.join(LAYOUTS)}"
-        )
-    if cfg.n < 1:
-        raise GenerationConfigError(f"-n must be at least 1, got {cfg.n}")
-    if cfg.seed < 0:
-        raise GenerationConfigError(f"seed must be >= 0, got {cfg.seed}")
-    if cfg.workers < 1:
-        raise GenerationConfigError(f"workers must be at least 1, got {cfg.workers}")
-    if cfg.block_size < 1:
-        raise GenerationConfigError(f"block_size must be at least 1, got {cfg.block_size}")
-    if not 0 <= cfg.max_fault_rate <= 1:
-        raise GenerationConfigError("max_fault_rate must be in [0, 1]")
     for s in cfg.sources:
         if not (s.weight > 0 and math.isfinite(s.weight)):
             raise GenerationConfigError(f"weight of {s.template!r} must be > 0, got {s.weight}")
@@ -597,8 +672,13 @@ def generate(
     *,
     overwrite: bool = False,
     progress: Progress | None = None,
+    ray: Any = None,
 ) -> dict[str, Any]:
-    """Write the dataset described by ``cfg`` into folder ``out``; return its manifest."""
+    """Write the dataset described by ``cfg`` into folder ``out``; return its manifest.
+
+    ``ray`` (a :class:`cookbook_core.generate_ray.RayGenerate`): the blocks are made by
+    Ray tasks instead of local worker processes; the bytes written are the same.
+    """
     from cookbook_core import __version__
 
     out = Path(out).resolve()
@@ -614,6 +694,8 @@ def generate(
             str(Path(tpl.source_file or "").resolve()),
             params,
             tpl.token_space or cfg.token_space,
+            tpl.source if isinstance(tpl, sandboxed.SandboxedTemplate) else None,
+            tpl.guards if isinstance(tpl, sandboxed.SandboxedTemplate) else True,
         )
         for tpl, params in loaded
     ]
@@ -622,14 +704,6 @@ def generate(
         for r in resolved
     }
     n_blocks = block_plan(counts, cfg.block_size)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f".{out.name}.tmp-{os.getpid()}-{time.time_ns()}"
-    tmp.mkdir()
-    started = time.time()
-    n_src = len(resolved)
-    faults = [0] * n_src
-    attempts = [0] * n_src
-    first_tb: list[str | None] = [None] * n_src
     cfg_small = {
         "token_space_size": cfg.token_space_size,
         "seed": cfg.seed,
@@ -637,14 +711,36 @@ def generate(
         "format": cfg.format,
         "layout": cfg.layout,
     }
+    maker = _BlockMaker(resolved, counts, cfg_small)
+    try:
+        _check_space(out, cfg, *maker.bytes_per_sample())
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.parent / f".{out.name}.tmp-{os.getpid()}-{time.time_ns()}"
+        tmp.mkdir()
+    except BaseException:
+        maker.close()
+        raise
+    started = time.time()
+    n_src = len(resolved)
+    faults = [0] * n_src
+    attempts = [0] * n_src
+    first_tb: list[str | None] = [None] * n_src
     writer: _Writer | None = None
     blocks: Iterator[BlockResult] | None = None
     try:
         writer = _Writer(tmp, cfg.format, cfg.layout == "compact")
         spill = tmp / ".blocks" if cfg.format == "jsonl" else None
-        ctx = _pool_context() if cfg.workers > 1 and n_blocks > 1 else None
+        ctx = _pool_context() if cfg.workers > 1 and n_blocks > 1 and ray is None else None
         done = 0
-        blocks = _blocks(resolved, counts, cfg_small, n_blocks, cfg.workers, ctx, spill)
+        if ray is not None:  # Ray tasks make the blocks; this process only writes
+            from cookbook_core import generate_ray
+
+            maker.close()
+            if spill is not None:
+                spill.mkdir()
+            blocks = generate_ray.blocks(resolved, counts, cfg_small, n_blocks, spill, ray)
+        else:
+            blocks = _blocks(maker, resolved, counts, cfg_small, n_blocks, cfg.workers, ctx, spill)
         for b, payload, f, a, tb in blocks:
             for t in range(n_src):
                 faults[t] += f[t]
@@ -683,6 +779,7 @@ def generate(
             "samples_per_s": round(cfg.n / elapsed, 1) if elapsed > 0 else None,
             "workers": cfg.workers,
             "start_method": ctx.get_start_method() if ctx is not None else None,
+            **({"executor": "ray"} if ray is not None else {}),
             "block_size": cfg.block_size,
             "stream": STREAM,
             "max_fault_rate": cfg.max_fault_rate,
@@ -690,7 +787,8 @@ def generate(
                 {
                     "name": r.name,
                     "file": r.file,
-                    "source_sha256": discovery.source_sha256(tpl),
+                    "source_sha256": _source_sha256(tpl),
+                    "sandboxed": r.source is not None,
                     "params": r.params,
                     "weight": s.weight,
                     "share": s.weight / sum(weights),
@@ -717,6 +815,8 @@ def generate(
             writer.abort()
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    finally:
+        maker.close()
 
 
 def _pool_context() -> Any:
@@ -728,6 +828,7 @@ def _pool_context() -> Any:
 
 
 def _blocks(
+    maker: _BlockMaker,
     resolved: list[_Resolved],
     counts: list[int],
     cfg: dict[str, Any],
@@ -736,20 +837,22 @@ def _blocks(
     ctx: Any,
     spill: Path | None,
 ) -> Iterator[BlockResult]:
-    """Every block's result in order: made here (``ctx`` is ``None``) or by ``workers``
-    processes started by ``ctx``, JSONL payloads handed over as block files in ``spill``."""
+    """Every block's result in order: made here by ``maker`` (``ctx`` is ``None``) or by
+    ``workers`` processes started by ``ctx``, JSONL payloads handed over as block files in
+    ``spill``.  Sandboxed children belong to the process that started them: the
+    parent's are stopped before the workers start their own."""
     global _worker
     if ctx is None:
-        maker = _BlockMaker(resolved, counts, cfg)
         for b in range(n_blocks):
             yield maker.make(b)
         return
+    maker.close()
     if spill is not None:
         spill.mkdir()
     args: tuple[Any, ...] | None = (resolved, counts, cfg)
     forked = ctx.get_start_method() == "fork"
     if forked:
-        _worker, args = _BlockMaker(resolved, counts, cfg), None  # inherited by the workers
+        _worker, args = maker, None  # inherited by the workers
         gc.freeze()  # the workers' collector then leaves the shared pages alone
     try:
         pool = ctx.Pool(
@@ -807,16 +910,12 @@ def manifest_summary(manifest: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def config_from_dict(d: Mapping[str, Any]) -> GenerateConfig:
-    """Rebuild a config from its ``asdict`` form (as saved in job folders)."""
-    d = dict(d)
-    d["sources"] = [Source(**s) for s in d["sources"]]
-    return GenerateConfig(**d)
+config_from_dict = GenerateConfig.from_dict  # the JSON form back (as job folders store it)
 
 
 def config_to_dict(cfg: GenerateConfig) -> dict[str, Any]:
-    """The ``asdict`` form of a config (what job folders store)."""
-    return asdict(cfg)
+    """The JSON form of a config (what job folders store)."""
+    return cfg.to_dict()
 
 
 # ----------------------------------------------------------------------------------

@@ -1,6 +1,8 @@
 """Alignment page: does gold data, and does each model, follow a template's rule?
-Per-task statistics, the alignment-vs-accuracy chart across runs, and a per-example
-inspector with the rule's overlap spans highlighted in the context."""
+Per-task statistics, the alignment-vs-accuracy chart across runs, each run's gain over a
+base run split by whether its answers follow the rule (does alignment explain the
+gain?), and a per-example inspector with the rule's overlap spans highlighted in the
+context."""
 
 import os
 from pathlib import Path
@@ -9,12 +11,12 @@ import pandas as pd
 import streamlit as st
 
 from cookbook_core import paths
-from cookbook_core.align import alignment, live
+from cookbook_core.align import alignment, gain, live
 from cookbook_core.align import runs as alignment_runs
 from cookbook_core.errors import BadInput, CookbookError
 from cookbook_core.serve import server
 from cookbook_core.studio import evaluation as studio_eval
-from cookbook_core.studio.figures_align import delta_figure
+from cookbook_core.studio.figures_align import delta_figure, gain_split_figure
 from cookbook_core.studio.highlight import highlight, legend, spans_from_evidence
 from cookbook_core.train import adapters
 
@@ -121,6 +123,27 @@ if runs:
                 task=task,
             )
             st.plotly_chart(delta_figure(d[d["run"] != base]), width="stretch")
+            st.markdown("##### Does alignment explain the gain?")
+            st.caption(
+                "Per example: each run's gain over the base run (paired, points), split by "
+                "whether the run's answer follows the rule. A group's contribution is its "
+                "summed differences over all examples, so the contributions add up to the "
+                "gain; intervals are paired bootstrap 95% over the examples."
+            )
+            splits = {}
+            for run_id, f in frames.items():
+                if run_id == base:
+                    continue
+                try:
+                    splits[run_id] = gain.split_frames(frames[base], f)
+                except BadInput as exc:
+                    st.warning(f"{run_id}: {exc}")
+            if splits:
+                named = {labels.get(r, r): sp for r, sp in splits.items()}
+                st.plotly_chart(gain_split_figure(gain.contributions_frame(named)), width="stretch")
+                for run_id, sp in splits.items():
+                    st.markdown(f"**{labels.get(run_id, run_id)}**: {gain.explain(sp)}")
+                    st.dataframe(gain.table(sp), hide_index=True, width="stretch")
 else:
     st.info(
         f"No evaluation run has `{task}` yet: run `cookbook eval --task {task} ...` "

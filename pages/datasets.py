@@ -7,9 +7,9 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from cookbook_core import dataset_io, discovery
+from cookbook_core import configs, dataset_io, discovery
 from cookbook_core.errors import CookbookError
-from cookbook_core.generate import FORMATS
+from cookbook_core.generate_config import FORMATS, GenerateConfig, Source
 from cookbook_core.jobs import store as jobs
 from cookbook_core.studio import jobs as studio_jobs
 from cookbook_core.studio import widgets as studio_widgets
@@ -48,11 +48,20 @@ with st.container(border=True):
         cols = st.columns(min(3, len(picked)))
         for i, name in enumerate(picked):
             with cols[i % len(cols)]:
-                weights[name] = st.slider(name, 0.0, 5.0, 1.0, 0.1, key=f"ds_w::{name}")
+                weights[name] = st.slider(
+                    name, step=0.1, key=f"ds_w::{name}", **configs.widget(Source, "weight")
+                )
+    # ranges and defaults: GenerateConfig's declaration (generate_config.py)
     c1, c2, c3, c4 = st.columns(4)
-    n = int(c1.number_input("Samples", 1, 10_000_000, 1000, 100, key="ds_n"))
-    seed = int(c2.number_input("Seed", 0, 2**31 - 1, 0, 1, key="ds_seed"))
-    fmt = c3.selectbox("Format", FORMATS, key="ds_format")
+    n = c1.number_input("Samples", step=100, key="ds_n", **configs.widget(GenerateConfig, "n"))
+    seed = c2.number_input("Seed", key="ds_seed", **configs.widget(GenerateConfig, "seed"))
+    fmt = c3.selectbox(
+        "Format",
+        FORMATS,
+        index=FORMATS.index(configs.default(GenerateConfig, "format")),
+        key="ds_format",
+        help=configs.help_text(GenerateConfig, "format", with_default=False),
+    )
     default_name = studio_jobs.dataset_name(weights, n, seed) if weights else ""
     name = c4.text_input("Folder name", key="ds_name", placeholder=default_name or "my-dataset")
     counts = studio_jobs.planned_counts(weights, n)

@@ -10,9 +10,10 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from cookbook_core import paths
+from cookbook_core import configs, paths
 from cookbook_core.errors import CookbookError
 from cookbook_core.eval import evaluation, tasks
+from cookbook_core.eval.config import EvalConfig
 from cookbook_core.jobs import store as jobs
 from cookbook_core.studio import evaluation as studio_eval
 from cookbook_core.studio import jobs as studio_jobs
@@ -73,23 +74,30 @@ with st.container(border=True):
     )
     model = c2.text_input(
         "Base model",
-        "default",
+        configs.default(EvalConfig, "model"),
         key="ev_model",
         disabled=adapter != NO_ADAPTER,
-        help="'default' is the embedded SmolLM2-135M-Instruct, or a local model folder",
+        help=configs.help_text(EvalConfig, "model", with_default=False),
     )
-    limit = int(c3.number_input("Examples per task (0: all)", 0, 10**7, 50, key="ev_limit"))
-    max_new = int(c4.number_input("Max new tokens (0: task's)", 0, 4096, 0, key="ev_maxnew"))
+    # ranges and defaults: EvalConfig's declaration (eval/config.py)
+    limit = c3.number_input(
+        "Examples per task (0: all)", key="ev_limit", **configs.widget(EvalConfig, "limit")
+    )
+    max_new = c4.number_input(
+        "Max new tokens (0: task's)",
+        key="ev_maxnew",
+        **configs.widget(EvalConfig, "max_new_tokens"),
+    )
     if st.button("Start evaluation", type="primary", icon=":material/play_arrow:", key="ev_go"):
         try:
             cfg = studio_eval.eval_config(
                 picked,
                 groups,
-                limit=limit or None,
+                limit=configs.from_widget(EvalConfig, "limit", limit),
                 model=model,
                 adapter_run=None if adapter == NO_ADAPTER else adapter,
                 data_dir=data_dir,
-                max_new_tokens=max_new or None,
+                max_new_tokens=configs.from_widget(EvalConfig, "max_new_tokens", max_new),
             )
             what = "base" if adapter == NO_ADAPTER else adapter_labels[adapter]
             job = jobs.submit("eval", cfg, name=f"{what} · {', '.join(picked + groups)}")

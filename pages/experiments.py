@@ -1,14 +1,17 @@
 """Experiments page: the paper's effects as measured in this workspace (the same tables and
-figures as docs/RESULTS.md), and forms that queue the experiment commands as jobs."""
+figures as docs/RESULTS.md: the validation protocol with intervals and the gain split by
+rule-following included), and forms that queue the experiment commands as jobs."""
 
 import pandas as pd
 import streamlit as st
 
 from cookbook_core import discovery
+from cookbook_core.align import gain
 from cookbook_core.errors import BadInput, CookbookError
 from cookbook_core.eval import tasks
 from cookbook_core.experiments import core as experiments
 from cookbook_core.experiments import report as results
+from cookbook_core.mix import protocol
 from cookbook_core.mix import sources as mix_sources
 from cookbook_core.studio import figures_experiments
 
@@ -56,13 +59,24 @@ for res in c["mixes"]:
     left.plotly_chart(figures[f"{res['name']}_matrix"], width="stretch")
     if f"{res['name']}_fit" in figures:
         right.plotly_chart(figures[f"{res['name']}_fit"], width="stretch")
-        s = res["validation"]["stats"]
-        right.caption(
-            f"mean |error| {s['mean_abs_error']:.2f} pts · median {s['median_abs_error']:.2f} "
-            "pts (paper: 1.4 / 0.4)"
-        )
+        s = res["validation"].get("stats")
+        if s:
+            right.caption(
+                f"mean |error| {s['mean_abs_error']:.2f} pts · median "
+                f"{s['median_abs_error']:.2f} pts (paper: 1.4 / 0.4)"
+            )
     st.plotly_chart(figures[f"{res['name']}_comparison"], width="stretch")
     st.dataframe(pd.DataFrame(res["comparison"]).T.round(1), width="stretch")
+    proto = res.get("protocol") or {}
+    if proto.get("fit"):
+        st.markdown("**The paper's validation protocol** (paired bootstrap 95% intervals)")
+        st.dataframe(protocol.stats_frame(proto), hide_index=True, width="stretch")
+        if proto.get("optimized"):
+            st.dataframe(protocol.optimized_frame(proto), hide_index=True, width="stretch")
+        for line in protocol.verdicts(proto):
+            st.markdown(f"- {line}")
+    elif proto.get("error"):
+        st.caption(f"Validation protocol not computed: {proto['error']}")
 
 al = c["alignment_table"]
 if len(al):
@@ -73,6 +87,15 @@ if len(al):
         st.caption(f"Pearson r (Δ alignment vs Δ accuracy) = {r:.2f}, 95% CI [{lo:.2f}, {hi:.2f}]")
     if "alignment" in figures:
         st.plotly_chart(figures["alignment"], width="stretch")
+splits = [g for g in c.get("gain_splits", []) if g["split"] is not None]
+if splits:
+    st.subheader("Does alignment explain the gain?")
+    if "alignment_gain" in figures:
+        st.plotly_chart(figures["alignment_gain"], width="stretch")
+    for g in splits:
+        st.markdown(
+            f"- **{g['template']} on {g['task']}, {g['trained']}**: {gain.explain(g['split'])}"
+        )
 
 st.divider()
 st.subheader("Run an experiment")

@@ -7,6 +7,7 @@ import streamlit as st
 
 from cookbook_core.errors import CookbookError
 from cookbook_core.jobs import store as jobs
+from cookbook_core.mix import ray_cells
 from cookbook_core.serve import server
 from cookbook_core.studio import jobs as studio_jobs
 from cookbook_core.studio import widgets as studio_widgets
@@ -31,6 +32,30 @@ if servers:
             st.rerun()
         if info.state in ("dead", "lost"):
             st.error(f"Server {info.name} {info.state}: {info.reason}")
+
+on_ray = ray_cells.list_cells()  # cells run by `--executor ray` (their ray.json)
+if on_ray:
+    st.subheader("Cells on Ray")
+    st.caption(
+        "Cells of sweeps and experiments run with `--executor ray`. Stop asks the cell's "
+        "task to write a checkpoint and return; a later run resumes it (either executor)."
+    )
+    st.dataframe(
+        ray_cells.table(on_ray),
+        hide_index=True,
+        width="stretch",
+        column_config={
+            "progress": st.column_config.ProgressColumn(
+                "progress", min_value=0, max_value=100, format="%.0f%%"
+            )
+        },
+    )
+    for info in on_ray:
+        if info["shown"] in ("submitted", "running") and st.button(
+            f"Stop cell {info.get('cell', '?')}", key=f"jb_stop_ray::{info['cell_dir']}"
+        ):
+            ray_cells.request_stop(info["cell_dir"])
+            st.toast(f"Asked cell {info.get('cell', '?')} to stop")
 
 try:
     all_jobs = jobs.list_jobs()  # reconciles vanished workers and starts queued jobs

@@ -1,11 +1,13 @@
 """Mixing page: the accuracy matrix as a heatmap (for a sweep: the metric of each task,
 selectable where a task has several and recorded with the matrix, and a link from each
-matrix cell to the Compare page), the linear-fit validation of a sweep (predicted vs
-observed, error statistics), the optimizer with its objective and bounds, what-if
-sliders that show predicted per-task accuracy as weights move, and building the mixed
-dataset as a job."""
+matrix cell to the Compare page), the paper's validation protocol for a sweep (predicted
+vs observed with paired interval bars, mean/median |error| next to the paper's,
+leave-one-out, optimized mixtures against the alternatives), the optimizer with its
+objective and bounds, what-if sliders that show predicted per-task accuracy as weights
+move, and building the mixed dataset as a job."""
 
 import io
+import json
 
 import numpy as np
 import pandas as pd
@@ -13,7 +15,7 @@ import streamlit as st
 
 from cookbook_core.errors import BadInput, CookbookError
 from cookbook_core.mix import build as mix_build
-from cookbook_core.mix import cells, mixing, sweep
+from cookbook_core.mix import cells, mixing, protocol, sweep
 from cookbook_core.studio import figures_mix
 from cookbook_core.studio import widgets as studio_widgets
 
@@ -123,23 +125,62 @@ if not templates:
     st.error("The matrix has no complete template rows besides 'base'.")
     st.stop()
 
+
+@st.cache_data(ttl=120, show_spinner="Bootstrapping the validation protocol…")
+def _protocol(sweep_json: str) -> dict:
+    return protocol.run(sweep.SweepConfig(**json.loads(sweep_json)), n_boot=500)
+
+
 if sweep_cfg is not None:
     with st.expander("Does the linear model hold? (this sweep's validation mixtures)", True):
         try:
-            v = sweep.validation(sweep_cfg, n_boot=500)
+            proto = _protocol(json.dumps(sweep_cfg.to_dict(), sort_keys=True))
         except BadInput as exc:
             st.info(str(exc))
         else:
-            s = v["stats"]
+            group, s = protocol.headline(proto)
+            loo = proto.get("loo_stats") or {}
+            mean_ci = protocol.ci_text(s["mean_abs_error"], s["mean_lo"], s["mean_hi"], digits=2)
+            median_ci = protocol.ci_text(
+                s["median_abs_error"], s["median_lo"], s["median_hi"], digits=2
+            )
             m1, m2, m3, m4 = st.columns(4)
-            m1.metric("mean |error|", f"{s['mean_abs_error']:.2f} pts", help="paper: 1.4")
-            m2.metric("median |error|", f"{s['median_abs_error']:.2f} pts", help="paper: 0.4")
-            m3.metric("leave-one-out mean |error|", f"{v['loo_mean_abs_error']:.2f} pts")
-            m4.metric("cells", s["cells"])
-            st.plotly_chart(figures_mix.scatter_figure(v["table"]), width="stretch")
-            shown = v["table"].copy()
-            shown[["predicted", "observed"]] *= 100
-            st.dataframe(shown.round(2), hide_index=True, width="stretch")
+            m1.metric(
+                "mean |error|",
+                f"{s['mean_abs_error']:.2f} pts",
+                help=f"{group}; 95% CI {mean_ci}; paper: 1.4",
+            )
+            m2.metric(
+                "median |error|",
+                f"{s['median_abs_error']:.2f} pts",
+                help=f"{group}; 95% CI {median_ci}; paper: 0.4",
+            )
+            m3.metric(
+                "leave-one-out mean |error|",
+                f"{loo['mean_abs_error']:.2f} pts" if loo else "—",
+                help="each mixture predicted from a matrix fitted without it",
+            )
+            m4.metric("cells", s["cells"], help=group)
+            st.plotly_chart(
+                figures_mix.scatter_figure(
+                    pd.DataFrame(proto["fit"]),
+                    "Predicted vs observed (bars: paired 95% interval of observed - predicted)",
+                ),
+                width="stretch",
+            )
+            st.dataframe(protocol.stats_frame(proto), hide_index=True, width="stretch")
+            for line in protocol.fit_verdicts(proto):
+                st.markdown(f"- {line}")
+            st.dataframe(protocol.fit_frame(proto), hide_index=True, width="stretch")
+            if proto["optimized"]:
+                st.markdown(
+                    "**Optimized mixture(s) vs the base model, the uniform mixture and the best "
+                    "single template** (points, paired 95% intervals)"
+                )
+                st.dataframe(protocol.models_table(proto), hide_index=True, width="stretch")
+                st.dataframe(protocol.optimized_frame(proto), hide_index=True, width="stretch")
+                for line in protocol.optimizer_verdicts(proto):
+                    st.markdown(f"- {line}")
 
 left, right = st.columns(2)
 with left:

@@ -6,10 +6,12 @@ baseline vs fine-tuned metric per example."""
 import pandas as pd
 import streamlit as st
 
+from cookbook_core import configs
 from cookbook_core.errors import CookbookError
 from cookbook_core.jobs import store as jobs
 from cookbook_core.selfguide import pipeline as selfguide
 from cookbook_core.selfguide import tasks as selfguide_tasks
+from cookbook_core.selfguide.config import SelfGuideConfig as SGC
 from cookbook_core.studio import figures_selfguide
 from cookbook_core.studio import jobs as studio_jobs
 
@@ -53,20 +55,34 @@ if task_names:
             hide_index=True,
         )
         with st.form("sg_launch"):
+            # ranges and defaults: SelfGuideConfig's declaration (selfguide/config.py)
             c1, c2, c3, c4 = st.columns(4)
-            n_inputs = c1.number_input("Inputs to generate", 2, 2000, 24, key="sg_n_inputs")
-            n_outputs = c2.number_input("Samples per input", 1, 20, 3, key="sg_n_outputs")
-            steps = c3.number_input("Training steps", 1, 5000, 8, key="sg_steps")
-            eval_limit = c4.number_input("Test rows", 1, 200, 20, key="sg_eval_limit")
-            min_share = st.slider("Vote: minimum share", 0.0, 1.0, 0.3, 0.05, key="sg_min_share")
+            n_inputs = c1.number_input(
+                "Inputs to generate", key="sg_n_inputs", **configs.widget(SGC, "n_inputs")
+            )
+            n_outputs = c2.number_input(
+                "Samples per input", key="sg_n_outputs", **configs.widget(SGC, "n_outputs")
+            )
+            steps = c3.number_input(
+                "Training steps", key="sg_steps", **configs.widget(SGC, "steps")
+            )
+            eval_limit = c4.number_input(
+                "Test rows", key="sg_eval_limit", **configs.widget(SGC, "eval_limit")
+            )
+            min_share = st.slider(
+                "Vote: minimum share",
+                step=0.05,
+                key="sg_min_share",
+                **configs.widget(SGC, "min_share"),
+            )
             if st.form_submit_button("Launch SELF-GUIDE job", icon=":material/auto_fix_high:"):
-                cfg = selfguide.SelfGuideConfig(
+                cfg = SGC(
                     task=name,
-                    n_inputs=int(n_inputs),
-                    n_outputs=int(n_outputs),
-                    steps=int(steps),
-                    eval_limit=int(eval_limit),
-                    min_share=float(min_share),
+                    n_inputs=n_inputs,
+                    n_outputs=n_outputs,
+                    steps=steps,
+                    eval_limit=eval_limit,
+                    min_share=min_share,
                 )
                 try:
                     job = jobs.submit("selfguide", cfg.to_dict(), name=f"selfguide-{name}")

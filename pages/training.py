@@ -1,16 +1,18 @@
 """Training page: launch a LoRA or full fine-tune on a generated dataset (optionally with
 natural-language instruction rows mixed in, as the Cookbook paper mixes 128 to keep
 general ability) as a background job, watch its status, progress and loss curve live,
-cancel and resume it, and see every training job with its state."""
+cancel and resume it, and see every training job with its state.  ``?data=<dataset folder>``
+preselects a dataset (the Templates page's Draft tab links here that way)."""
 
 import streamlit as st
 
-from cookbook_core import dataset_io
+from cookbook_core import configs, dataset_io
 from cookbook_core.errors import CookbookError
 from cookbook_core.jobs import store as jobs
 from cookbook_core.studio import jobs as studio_jobs
 from cookbook_core.studio import widgets as studio_widgets
 from cookbook_core.train import training
+from cookbook_core.train.config import TrainConfig, lora_alpha_for
 
 ss = st.session_state
 st.title("Training")
@@ -36,6 +38,10 @@ with st.container(border=True):
     labels = {d["path"]: f"{d['name']} · {d['n']:,} samples" for d in datasets}
     if ss.get("tr_data") not in (*labels, OTHER):
         ss.pop("tr_data", None)  # that dataset is gone
+    wanted = st.query_params.get("data")  # ?data=<dataset folder>, e.g. from the Draft tab
+    if wanted in labels and ss.get("tr_query_data") != wanted:
+        ss["tr_query_data"] = wanted  # once: the user may pick another one afterwards
+        ss["tr_data"] = wanted
     c1, c2 = st.columns([2, 1])
     data = c1.selectbox(
         "Dataset", [*labels, OTHER], key="tr_data", format_func=lambda p: labels.get(p, p)
@@ -44,24 +50,46 @@ with st.container(border=True):
         data = c1.text_input("Dataset path", key="tr_data_path", placeholder="/path/to/data.jsonl")
     model = c2.text_input(
         "Model",
-        "default",
+        configs.default(TrainConfig, "model"),
         key="tr_model",
-        help="'default' is the embedded SmolLM2-135M-Instruct; or a local model folder, "
-        "or a hub id already in the local cache",
+        help=configs.help_text(TrainConfig, "model", with_default=False),
     )
     c1, c2, c3, c4 = st.columns(4)
-    method = c1.radio("Method", training.METHODS, key="tr_method", horizontal=True)
-    steps = int(c2.number_input("Steps", 1, 1_000_000, 80, key="tr_steps"))
-    lr = c3.number_input("Learning rate", 1e-7, 1.0, 3e-4, step=1e-5, format="%.1e", key="tr_lr")
-    batch = int(c4.number_input("Batch size", 1, 4096, 8, key="tr_batch"))
+    method = c1.radio(
+        "Method",
+        training.METHODS,
+        index=training.METHODS.index(configs.default(TrainConfig, "method")),
+        key="tr_method",
+        horizontal=True,
+    )
+    # every range and default below is TrainConfig's declaration (train/config.py)
+    steps = c2.number_input("Steps", key="tr_steps", **configs.widget(TrainConfig, "steps"))
+    lr = c3.number_input(
+        "Learning rate",
+        step=1e-5,
+        format="%.1e",
+        key="tr_lr",
+        **configs.widget(TrainConfig, "lr"),
+    )
+    batch = c4.number_input(
+        "Batch size", key="tr_batch", **configs.widget(TrainConfig, "batch_size")
+    )
     with st.expander("More options"):
         a1, a2, a3, a4, a5 = st.columns(5)
-        max_length = int(a1.number_input("Max tokens", 16, 32768, 512, key="tr_maxlen"))
-        lora_r = int(a2.number_input("LoRA rank", 1, training.MAX_LORA_RANK, 16, key="tr_rank"))
-        save_every = int(a3.number_input("Checkpoint every", 1, 100_000, 20, key="tr_save"))
-        seed = int(a4.number_input("Seed", 0, 2**31 - 1, 0, key="tr_seed"))
-        max_samples = int(a5.number_input("Use rows (0: all)", 0, 10**9, 0, key="tr_maxs"))
-        n1, n2 = st.columns([4, 1])
+        max_length = a1.number_input(
+            "Max tokens", key="tr_maxlen", **configs.widget(TrainConfig, "max_length")
+        )
+        lora_r = a2.number_input(
+            "LoRA rank", key="tr_rank", **configs.widget(TrainConfig, "lora_r")
+        )
+        save_every = a3.number_input(
+            "Checkpoint every", key="tr_save", **configs.widget(TrainConfig, "save_every")
+        )
+        seed = a4.number_input("Seed", key="tr_seed", **configs.widget(TrainConfig, "seed"))
+        max_samples = a5.number_input(
+            "Use rows (0: all)", key="tr_maxs", **configs.widget(TrainConfig, "max_samples")
+        )
+        n1, n2, n3 = st.columns([4, 1, 1])
         natural = n1.text_input(
             "Natural-language rows to mix in (optional)",
             key="tr_natural",
@@ -69,24 +97,30 @@ with st.container(border=True):
             help="Prompt/completion rows of ordinary instructions, added to the template data "
             "(the paper mixes 128 to keep the model's general ability)",
         )
-        natural_n = int(n2.number_input("How many", 1, 10**6, 128, key="tr_natural_n"))
+        natural_n = n2.number_input(
+            "How many", key="tr_natural_n", **configs.widget(TrainConfig, "natural_n")
+        )
+        nproc = n3.number_input(
+            "Processes (DDP)", key="tr_nproc", **configs.widget(TrainConfig, "nproc")
+        )
     if st.button("Start training", type="primary", icon=":material/play_arrow:", key="tr_go"):
         try:
             cfg = studio_jobs.train_config(
                 data or "",
-                model=model.strip() or "default",
+                model=model.strip() or configs.default(TrainConfig, "model"),
                 method=method,
                 steps=steps,
-                lr=float(lr),
+                lr=lr,
                 batch_size=batch,
                 max_length=max_length,
                 lora_r=lora_r,
-                lora_alpha=2 * lora_r,
+                lora_alpha=lora_alpha_for(lora_r),
                 save_every=save_every,
                 seed=seed,
-                max_samples=max_samples or None,
+                max_samples=configs.from_widget(TrainConfig, "max_samples", max_samples),
                 natural_data=natural.strip() or None,
                 natural_n=natural_n,
+                nproc=nproc,
             )
             job = jobs.submit("train", cfg, name=f"{method} {steps} steps")
         except CookbookError as exc:

@@ -106,7 +106,10 @@ def test_compare_and_correlation(tmp_path: Path, squad_rows, capsys) -> None:
         )
         == 0
     )
-    assert "correlation of Δalignment and Δaccuracy: r = 1.00" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "correlation of Δalignment and Δaccuracy: r = 1.00" in out
+    # each run's gain split by rule-following: ft3 is right on 4 of its 8 rule-following rows
+    assert f"{runs[3]}: Gain +50.0 [" in out and "from the 8 examples whose tuned" in out
 
 
 def test_missing_task_in_run_says_what_to_do(tmp_path: Path, squad_rows) -> None:

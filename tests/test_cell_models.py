@@ -108,7 +108,8 @@ def test_the_cells_run_is_on_the_alignment_page(
     at.sidebar.selectbox(key="al_task").set_value("arc_easy").run()
     assert not at.exception, at.exception
     picker = at.multiselect(key="al_runs")
-    assert f"{run['run_id']} · {run['adapter']}" in picker.options  # id · the cell's adapter
+    label = studio_eval.run_label(run)  # the cell's name and mixture, then its run
+    assert label in picker.options and label.startswith("cell tiny-mcqa [multiple_choice_qa")
     picker.set_value([run["run_id"]]).run()
     assert not at.exception, at.exception
     stats = at.dataframe[1].value.set_index("run")

@@ -181,6 +181,7 @@ def test_every_builtin_kind_is_declared_the_same_way() -> None:
         "cell",
         "experiment",
         "selfguide",
+        "draft",
     ]
     for name, module, queue, resumable in jobs.BUILTIN_KINDS:
         kind = jobs.get_kind(name)

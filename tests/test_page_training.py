@@ -32,6 +32,9 @@ def test_empty_workspace_and_bad_input(tmp_path: Path, monkeypatch: pytest.Monke
     at.button(key="tr_go").click().run()
     assert any("does not exist" in e.value for e in at.error)
     assert at.number_input(key="tr_steps").value == 7  # the user's edits stay
+    at.number_input(key="tr_nproc").set_value(3).run()  # DDP: 8 rows do not split 3 ways
+    at.button(key="tr_go").click().run()
+    assert any("multiple of nproc" in e.value for e in at.error)
     assert jobs.list_jobs(refresh=False) == []
 
 

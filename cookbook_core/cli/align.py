@@ -95,6 +95,13 @@ def cmd_align(args: argparse.Namespace) -> int:
     for c in cols[2:]:
         shown[c] = (100 * shown[c]).round(1)
     print(shown.to_string(index=False))
+    if args.base:
+        from cookbook_core.align import gain
+
+        for run in args.run:  # does alignment explain the gain? (per example)
+            print(
+                f"{run}: {gain.explain(gain.split_runs(args.template, args.task, args.base, run))}"
+            )
     if args.base and len(args.run) >= 3:
         r, lo, hi = alignment_runs.correlation(table[table["role"] == "run"])
         print(f"correlation of Δalignment and Δaccuracy: r = {r:.2f} (95% CI {lo:.2f} to {hi:.2f})")

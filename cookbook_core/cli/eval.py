@@ -29,26 +29,16 @@ def _kv(items: list[str], what: str) -> dict[str, str]:
 
 
 def _config(args: argparse.Namespace) -> Any:
-    from cookbook_core.eval.evaluation import EvalConfig
+    """The evaluation config: every declared flag, plus the repeatable task and file flags."""
+    from cookbook_core import configs
+    from cookbook_core.eval.config import EvalConfig
 
-    return EvalConfig(
+    return configs.from_args(
+        EvalConfig,
+        args,
         tasks=list(args.task),
-        model=args.model,
-        adapter=args.adapter,
-        limit=args.limit,
-        data_dir=args.data_dir,
         data_files=_kv(args.data, "--data"),
         fields=_kv(args.field, "--field"),
-        num_fewshot=args.num_fewshot,
-        prompt_format=args.prompt_format,
-        backend=args.backend,
-        server=args.server,
-        base_url=args.base_url,
-        batch_tokens=args.batch_tokens,
-        max_new_tokens=args.max_new_tokens,
-        seed=args.seed,
-        bootstrap=args.bootstrap,
-        threads=args.threads,
     )
 
 
@@ -124,6 +114,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 def add_commands(sub: Any) -> None:
     """Register ``cookbook eval``."""
+    from cookbook_core import configs
+    from cookbook_core.eval.config import EvalConfig
+
     p = sub.add_parser(
         "eval",
         help="evaluate a model (and adapter) on real benchmarks",
@@ -132,70 +125,28 @@ def add_commands(sub: Any) -> None:
         "--data-dir ../shared/data",
     )
     p.add_argument(
-        "--task", "-t", action="append", default=[], help="task or group name (repeatable)"
+        "--task",
+        "-t",
+        action="append",
+        default=[],
+        help=configs.help_text(EvalConfig, "tasks"),
     )
     p.add_argument("--list-tasks", action="store_true", help="print the tasks and groups")
-    p.add_argument("--model", default="default", help="model name or folder (default: embedded)")
-    p.add_argument(
-        "--adapter", help="LoRA adapter: a training run id, run folder or adapter folder"
-    )
-    p.add_argument("--limit", type=int, help="first N examples of each task")
-    p.add_argument(
-        "--data-dir",
-        help="data folder with one subfolder per set (like ../shared/data), or 'hub' "
-        "(default: $COOKBOOK_EVAL_DATA, else the Hugging Face hub when online)",
-    )
     p.add_argument(
         "--data",
         action="append",
         default=[],
         metavar="TASK=FILE",
-        help="a JSONL/Parquet/CSV file for one task (repeatable; overrides --data-dir)",
+        help=configs.help_text(EvalConfig, "data_files"),
     )
     p.add_argument(
         "--field",
         action="append",
         default=[],
         metavar="FIELD=COLUMN",
-        help="read schema FIELD from COLUMN of --data files (repeatable)",
+        help=configs.help_text(EvalConfig, "fields"),
     )
-    p.add_argument("--num-fewshot", type=int, default=0, help="k-shot examples (default 0)")
-    p.add_argument(
-        "--prompt-format",
-        choices=["auto", "plain", "chat"],
-        default="auto",
-        help="auto: plain text for log-likelihood tasks (lm-eval parity), the chat template "
-        "(as in training) for generation tasks",
-    )
-    p.add_argument(
-        "--backend",
-        choices=["auto", "transformers", "served"],
-        default="auto",
-        help="transformers: the model in this process; served: a vLLM server started with "
-        "`cookbook serve start` (adapters are loaded into it by name) or --base-url; "
-        "auto (default): served when a server for the model is running, else transformers",
-    )
-    p.add_argument(
-        "--server", help="name of the managed server to use (default: any for the model)"
-    )
-    p.add_argument(
-        "--base-url",
-        help="any OpenAI-compatible endpoint (e.g. http://127.0.0.1:8000/v1) for --backend served",
-    )
-    p.add_argument(
-        "--batch-tokens",
-        type=int,
-        default=None,
-        help="padded tokens per forward pass (default: 512 on CPU, 16384 on CUDA)",
-    )
-    p.add_argument("--max-new-tokens", type=int, help="generation limit (default: per task)")
-    p.add_argument("--seed", type=int, default=0, help="few-shot sampling and bootstrap seed")
-    p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples (0: none)")
-    p.add_argument(
-        "--threads",
-        type=int,
-        help="torch CPU threads (default: torch's choice; 1 can be faster on a busy machine)",
-    )
+    configs.add_arguments(p, EvalConfig)  # every other option, as declared in eval.config
     p.add_argument("--out", help="run folder (default: <home>/evals/<run id>)")
     p.add_argument("--job", action="store_true", help="run as a background eval job")
     p.add_argument("--background", action="store_true", help="with --job: do not follow it")

@@ -25,6 +25,9 @@ def _print_single(res: dict[str, Any]) -> None:
             f"{r['task']:<20} {r['rows']:>5} {r['base']:7.1f} {r['tuned']:7.1f} "
             f"{r['gain']:+7.1f}  [{lo:+.1f}, {hi:+.1f}]  ({r['metric']})"
         )
+        split = r.get("gain_by_alignment") or {}
+        if split.get("explanation"):
+            print(f"  does alignment explain it? {split['explanation']}")
 
 
 def _print_mix(res: dict[str, Any]) -> None:
@@ -39,19 +42,27 @@ def _print_mix(res: dict[str, Any]) -> None:
             f"linear fit: mean |error| {s['mean_abs_error']:.2f} pts, median "
             f"{s['median_abs_error']:.2f} pts over {s['cells']} cells"
         )
+    p = res.get("protocol", {})
+    if "fit_stats" in p:
+        from cookbook_core.mix import protocol
+
+        print("paper's validation protocol (paired bootstrap 95% intervals):")
+        for line in protocol.verdicts(p):
+            print(f"- {line}")
 
 
 def _run(kind: str, cfg: Any, args: argparse.Namespace) -> int:
-    from cookbook_core.cli.sweep import stage_bar
+    from cookbook_core.cli.sweep import ray_options, stage_bar
     from cookbook_core.experiments import core as experiments
 
+    ray = ray_options(args)
     experiments.check(kind, cfg)
     if args.background:
         job_id = experiments.submit(kind, cfg)
         print(f"queued job {job_id}; follow with `cookbook jobs logs {job_id}`")
         return 0
     fn = experiments.run_single_task if kind == "single-task" else experiments.run_mix
-    res = fn(cfg, progress=stage_bar(args.quiet))
+    res = fn(cfg, progress=stage_bar(args.quiet), ray=ray)
     (_print_single if kind == "single-task" else _print_mix)(res)
     return 0
 
@@ -133,6 +144,8 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def add_commands(sub: Any) -> None:
+    from cookbook_core.cli.sweep import add_executor_arguments
+
     ep = sub.add_parser(
         "experiment", help="reproduce the paper's effects (single-task gain, Cookbook-Mix)"
     )
@@ -158,6 +171,7 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--name", help="experiment name (default: single-TEMPLATE)")
     p.add_argument("--background", action="store_true", help="queue as a resumable job")
     p.add_argument("--quiet", action="store_true")
+    add_executor_arguments(p)
     p.set_defaults(func=cmd_single)
 
     p = esub.add_parser("mix", help="Cookbook-Mix end to end: sweep, fit, optimize, compare")
@@ -175,11 +189,17 @@ def add_commands(sub: Any) -> None:
     )
     p.add_argument("--lr", type=float, help="learning rate (default: training's)")
     p.add_argument("--batch-size", type=int, help="batch size (default: training's)")
-    p.add_argument("--objective", default="maxmin", choices=["mean", "maxmin", "entropy"])
+    p.add_argument(
+        "--objective",
+        default="maxmin",
+        choices=["mean", "maxmin", "entropy", "both"],
+        help="optimizer objective; both: train the mean and the max-min mixtures",
+    )
     p.add_argument("--data-dir")
     p.add_argument("--name", help="experiment (and sweep) name")
     p.add_argument("--background", action="store_true")
     p.add_argument("--quiet", action="store_true")
+    add_executor_arguments(p)
     p.set_defaults(func=cmd_mix)
 
     p = esub.add_parser("list", help="finished experiments")

@@ -22,35 +22,14 @@ from cookbook_core.errors import CookbookError
 
 
 def _train_config(args: argparse.Namespace) -> dict[str, Any]:
-    from cookbook_core.train.training import DEFAULT_TARGET_MODULES
+    """The ``train`` job's config: every declared flag, plus ``--full`` and the LoRA alpha
+    (2 x rank unless given)."""
+    from cookbook_core import configs
+    from cookbook_core.train.config import TrainConfig, lora_alpha_for
 
-    cfg: dict[str, Any] = {
-        "data": args.data,
-        "model": args.model,
-        "method": "full" if args.full else "lora",
-        "steps": args.steps,
-        "lr": args.lr,
-        "batch_size": args.batch_size,
-        "grad_accum": args.grad_accum,
-        "max_length": args.max_length,
-        "lora_r": args.lora_r,
-        "lora_alpha": args.lora_alpha if args.lora_alpha is not None else 2 * args.lora_r,
-        "lora_dropout": args.lora_dropout,
-        "target_modules": args.target_modules.split(",")
-        if args.target_modules
-        else list(DEFAULT_TARGET_MODULES),
-        "warmup_steps": args.warmup_steps,
-        "seed": args.seed,
-        "save_every": args.save_every,
-        "max_samples": args.max_samples,
-        "natural_data": args.natural_data,
-        "natural_n": args.natural_n,
-        "group_by_length": args.group_by_length,
-        "micro_batches": args.micro_batches,
-        "merge": args.merge,
-        "gradient_checkpointing": args.gradient_checkpointing,
-    }
-    return cfg
+    alpha = args.lora_alpha if args.lora_alpha is not None else lora_alpha_for(args.lora_r)
+    method = "full" if args.full else "lora"
+    return configs.from_args(TrainConfig, args, method=method, lora_alpha=alpha).to_dict()
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -241,58 +220,23 @@ def cmd_jobs_repair(args: argparse.Namespace) -> int:
 
 def add_commands(sub: Any) -> None:
     """Add ``train`` and ``jobs`` to the ``cookbook`` command."""
+    from cookbook_core import configs
+    from cookbook_core.train.config import TrainConfig
+
     t = sub.add_parser(
         "train",
         help="fine-tune a model on a dataset (LoRA or full), as a job",
         description="Fine-tune on a prompt/completion dataset. Loss on the completion only; "
         "checkpoints every --save-every steps; Ctrl-C cancels with a checkpoint.",
     )
-    t.add_argument("--data", required=True, help="dataset folder (or a JSONL of prompt/completion)")
-    t.add_argument(
-        "--model",
-        default="default",
-        help="'default' (embedded SmolLM2-135M-Instruct), a local folder, or a hub id",
-    )
+    configs.add_arguments(t, TrainConfig)  # every option, as declared in train.config
     t.add_argument("--full", action="store_true", help="full fine-tuning instead of LoRA")
-    t.add_argument("--lora-r", type=int, default=16)
-    t.add_argument("--lora-alpha", type=float, default=None, help="default: 2 x r")
-    t.add_argument("--lora-dropout", type=float, default=0.05)
     t.add_argument(
-        "--target-modules",
+        "--lora-alpha",
+        type=float,
         default=None,
-        help="comma-separated module names (default: attention + MLP projections)",
-    )
-    t.add_argument("--steps", type=int, default=80, help="optimizer steps")
-    t.add_argument("--lr", type=float, default=3e-4, help="learning rate")
-    t.add_argument("--batch-size", type=int, default=8)
-    t.add_argument("--grad-accum", type=int, default=1, help="gradient accumulation steps")
-    t.add_argument("--max-length", type=int, default=512, help="tokens per example (cut beyond)")
-    t.add_argument("--warmup-steps", type=int, default=0)
-    t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--save-every", type=int, default=20, help="checkpoint every N steps")
-    t.add_argument("--max-samples", type=int, default=None, help="use at most N dataset rows")
-    t.add_argument(
-        "--natural-data",
-        default=None,
-        help="JSONL of natural-language prompt/completion rows to mix in",
-    )
-    t.add_argument("--natural-n", type=int, default=128, help="natural rows to mix in")
-    t.add_argument(
-        "--group-by-length",
-        action="store_true",
-        help="batch rows of similar length across the dataset (less padding, changes the order)",
-    )
-    t.add_argument(
-        "--micro-batches",
-        type=int,
-        default=1,
-        help="run each batch as N length-sorted pieces (same gradient, less padding)",
-    )
-    t.add_argument("--merge", action="store_true", help="also save the LoRA merged into the base")
-    t.add_argument(
-        "--gradient-checkpointing",
-        action="store_true",
-        help="recompute activations in the backward pass: less memory, slower",
+        help=configs.help_text(TrainConfig, "lora_alpha", with_default=False)
+        + " (default: 2 x --lora-r)",
     )
     t.add_argument("--name", default=None, help="a label for the job")
     t.add_argument("--background", action="store_true", help="submit and return the job id")

@@ -4,17 +4,22 @@ Subcommands here: ``templates list|show|preview`` and ``generate``.  Other modul
 add their own subcommands through :data:`EXTENSIONS` (each exposes
 ``add_commands(subparsers)``).  Errors the user can fix (:class:`BadInput`) print one
 clear message and exit with code 2; failures during work (:class:`CookbookError`)
-exit with code 1.  No heavy import happens before a subcommand needs it.
+exit with code 1; Ctrl-C exits with 130, and a SIGTERM during ``generate``
+(:func:`sigterm_as_interrupt`) cleans up the same way and exits with 143.  No heavy
+import happens before a subcommand needs it.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import json
+import signal
 import sys
 import textwrap
-from collections.abc import Callable, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +39,30 @@ EXTENSIONS: list[str] = [
 Handler = Callable[[argparse.Namespace], int]
 
 
+class Terminated(KeyboardInterrupt):
+    """A SIGTERM, raised like Ctrl-C so that the same clean-up runs (exit code 143)."""
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """While the block runs, SIGTERM raises :class:`Terminated` in the main thread (and
+    later SIGTERMs are ignored until the clean-up is done); the old handler comes back
+    after.  Outside the main thread it changes nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def on_term(signum: int, frame: Any) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        raise Terminated
+
+    old = signal.signal(signal.SIGTERM, on_term)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
 def _parse_kv(items: Sequence[str]) -> list[tuple[str | None, str, str]]:
     """``[NAME.]key=value`` strings as (template or None, key, raw value)."""
     out = []
@@ -50,9 +79,11 @@ def params_for(template_names: Sequence[str], items: Sequence[str]) -> dict[str,
     """Distribute ``--param`` values to templates.
 
     ``key=value`` goes to every listed template that has ``key`` (an error when none
-    has it); ``NAME.key=value`` goes to template NAME only.
+    has it); ``NAME.key=value`` goes to template NAME only.  An untrusted template's
+    parameters come from the sandbox (it is never imported here).
     """
     from cookbook_core import discovery
+    from cookbook_core.sandbox.generation import template_for
 
     out: dict[str, dict[str, str]] = {n: {} for n in template_names}
     for target, key, value in _parse_kv(items):
@@ -64,9 +95,9 @@ def params_for(template_names: Sequence[str], items: Sequence[str]) -> dict[str,
                 )
             out[target][key] = value
             continue
-        owners = [n for n in template_names if key in discovery.get(n).params]
+        owners = [n for n in template_names if key in template_for(n).params]
         if not owners:
-            known = sorted({p for n in template_names for p in discovery.get(n).params})
+            known = sorted({p for n in template_names for p in template_for(n).params})
             raise BadInput(
                 f"--param {key}: no chosen template has a parameter {key!r}"
                 f"{discovery.suggest(key, known)} (parameters: {', '.join(known) or 'none'})"
@@ -218,34 +249,53 @@ def cmd_templates_preview(args: argparse.Namespace) -> int:
 # generate
 
 
-def cmd_generate(args: argparse.Namespace) -> int:
-    from cookbook_core import dataset_io, discovery, storage
-    from cookbook_core.generate import GenerateConfig, Source, generate, manifest_summary
+def generate_config(args: argparse.Namespace) -> Any:
+    """The :class:`~cookbook_core.generate_config.GenerateConfig` of ``cookbook generate``:
+    every declared flag, plus the sources from ``--template`` and ``--param``."""
+    from cookbook_core import configs
+    from cookbook_core.generate_config import GenerateConfig, Source
+    from cookbook_core.sandbox.generation import template_for
 
     sources = [_parse_source(t) for t in args.template]
     names = [n for n, _ in sources]
     for n in names:
-        discovery.get(n)  # unknown names fail here, with a suggestion
+        template_for(n)  # unknown names fail here, with a suggestion; untrusted: sandboxed
     per = params_for(names, args.param)
-    cfg = GenerateConfig(
-        sources=[Source(n, w, per[n]) for n, w in sources],
-        n=args.n,
-        seed=args.seed,
-        format=args.format,
-        token_space=args.token_space,
-        token_space_size=args.token_space_size,
-        workers=args.workers,
-        max_fault_rate=args.max_fault_rate,
-        layout=args.layout,
+    return configs.from_args(
+        GenerateConfig, args, sources=[Source(n, w, per[n]) for n, w in sources]
     )
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from cookbook_core import dataset_io, storage
+    from cookbook_core.generate import generate, manifest_summary
+
+    cfg = generate_config(args)
+    ray = None
+    if getattr(args, "executor", "local") == "ray":
+        from cookbook_core import generate_ray, raylink
+
+        raylink.import_ray()
+        ray = generate_ray.RayGenerate(address=args.address)
+    elif getattr(args, "address", None):
+        raise BadInput("--address needs --executor ray")
     if args.out:
         storage.check_output(args.out, folder=True)
     out = Path(args.out) if args.out else dataset_io.datasets_root() / _default_name(cfg)
-    bar = _progress_bar(args.n, "generate")
+    bar: _Bar | None = None
+
+    def progress(done: int, total: int) -> None:
+        nonlocal bar
+        if bar is None:  # from the first block on: a refused run prints only its error
+            bar = _progress_bar(total, "generate")
+        bar.update_to(done, total)
+
     try:
-        manifest = generate(cfg, out, overwrite=args.overwrite, progress=bar.update_to)
+        with sigterm_as_interrupt():  # the hidden temporary folder is removed, as on Ctrl-C
+            manifest = generate(cfg, out, overwrite=args.overwrite, progress=progress, ray=ray)
     finally:
-        bar.close()
+        if bar is not None:
+            bar.close()
     print(
         f"wrote {manifest['n']} samples to {out} ({manifest['bytes'] / 1e6:.1f} MB, "
         f"{manifest['samples_per_s']:.0f} samples/s)"
@@ -283,6 +333,9 @@ def _progress_bar(total: int, desc: str) -> _Bar:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from cookbook_core import configs
+    from cookbook_core.generate_config import GenerateConfig
+
     parser = argparse.ArgumentParser(
         prog="cookbook",
         description="Cookbook Studio: programmatic data-generating templates, "
@@ -335,7 +388,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="write a dataset from one template or a weighted mixture",
         description="Write a dataset (JSONL/Parquet/HF folder + manifest.json). "
         "The same template, params, seed and index always give the same sample, "
-        "whatever --workers is.",
+        "whatever --workers is. Free disk space is checked first (bytes per sample "
+        "estimated from the first 64 samples of each template); templates in untrusted "
+        "folders run only inside the sandbox, writing the same bytes.",
     )
     g.add_argument(
         "--template",
@@ -345,19 +400,8 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAME[:WEIGHT]",
         help="template and relative weight (repeat for a mixture)",
     )
-    g.add_argument("-n", type=int, required=True, help="number of samples (exact)")
-    g.add_argument("--seed", type=int, default=0)
+    configs.add_arguments(g, GenerateConfig)  # every option, as declared in generate_config
     g.add_argument("--out", help="output folder (default: <home>/datasets/<names>-n<N>-s<seed>)")
-    g.add_argument("--format", choices=["jsonl", "parquet", "hf"], default="jsonl")
-    g.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
-    g.add_argument(
-        "--layout",
-        choices=["compact", "full"],
-        default="compact",
-        help="compact (default): prompt, completion, meta, with a long input that the "
-        "prompt holds (a document) stored once as a span of the prompt; full: also the "
-        "chat-form messages and every meta field in full (for readers without cookbook)",
-    )
     g.add_argument(
         "--param",
         action="append",
@@ -365,25 +409,20 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="[NAME.]KEY=VALUE",
         help="parameter override; KEY=VALUE applies to every template that has KEY",
     )
-    g.add_argument(
-        "--token-space",
-        default="tokenizer",
-        help="tokenizer (default: the embedded model's word-like tokens), "
-        "tokenizer:PATH, words, words:gcide",
-    )
-    g.add_argument(
-        "--token-space-size",
-        type=int,
-        default=None,
-        help="cut the token space to this many tokens (seeded by --seed)",
-    )
-    g.add_argument(
-        "--max-fault-rate",
-        type=float,
-        default=0.01,
-        help="stop when a template raises on more than this share of attempts",
-    )
     g.add_argument("--overwrite", action="store_true", help="replace an existing --out folder")
+    g.add_argument(
+        "--executor",
+        choices=["local", "ray"],
+        default="local",
+        help="local: --workers processes here (default); ray: the blocks as Ray tasks, the "
+        "same bytes (the output folder must be on a filesystem every node sees)",
+    )
+    g.add_argument(
+        "--address",
+        default=None,
+        help="Ray cluster for --executor ray: auto or HOST:PORT (default: $RAY_ADDRESS, "
+        "else a private local cluster)",
+    )
     g.set_defaults(func=cmd_generate)
 
     for modname in EXTENSIONS:
@@ -406,6 +445,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CookbookError as exc:
         print(f"cookbook: failed: {exc}", file=sys.stderr)
         return 1
+    except Terminated:
+        print("cookbook: terminated (SIGTERM)", file=sys.stderr)
+        return 143
     except KeyboardInterrupt:
         print("cookbook: interrupted", file=sys.stderr)
         return 130

@@ -21,30 +21,10 @@ from typing import Any
 
 
 def _config(args: argparse.Namespace) -> Any:
-    from cookbook_core.selfguide.pipeline import SelfGuideConfig
+    from cookbook_core import configs
+    from cookbook_core.selfguide.config import SelfGuideConfig
 
-    return SelfGuideConfig(
-        task=args.task,
-        data_dir=args.data_dir,
-        model=args.model,
-        backend=args.backend,
-        n_inputs=args.n_inputs,
-        round_size=args.round_size,
-        input_temperature=args.input_temperature,
-        input_top_k=args.input_top_k,
-        input_length_filter=args.input_length_filter,
-        n_outputs=args.n_outputs,
-        output_temperature=args.output_temperature,
-        output_top_k=args.output_top_k,
-        output_length_filter=args.output_length_filter,
-        min_share=args.min_share,
-        steps=args.steps,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        eval_split=args.eval_split,
-        eval_limit=args.eval_limit,
-        seed=args.seed,
-    )
+    return configs.from_args(SelfGuideConfig, args)
 
 
 def print_eval(ev: dict[str, Any]) -> None:
@@ -169,18 +149,35 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def _bool_flag(p: argparse.ArgumentParser, name: str, help_text: str) -> None:
-    p.add_argument(
-        f"--{name}",
-        dest=name.replace("-", "_"),
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help=help_text,
-    )
+# --help headings for the config's options (the rest are listed above them)
+_GROUPS = {
+    "input generation": (
+        "n_inputs",
+        "round_size",
+        "max_low_quality",
+        "input_temperature",
+        "input_top_k",
+        "input_length_filter",
+        "input_max_new_tokens",
+    ),
+    "output generation and vote": (
+        "n_outputs",
+        "output_temperature",
+        "output_top_k",
+        "output_length_filter",
+        "output_max_new_tokens",
+        "min_share",
+    ),
+    "fine-tuning": ("steps", "batch_size", "lr", "lora_r", "lora_alpha", "max_length"),
+    "evaluation": ("eval_split", "eval_limit", "eval_max_new_tokens"),
+}
 
 
 def add_commands(sub: Any) -> None:
     """Register ``cookbook selfguide``."""
+    from cookbook_core import configs
+    from cookbook_core.selfguide.config import SelfGuideConfig
+
     sp = sub.add_parser(
         "selfguide",
         help="SELF-GUIDE: the model writes, labels and filters its own task data, then is "
@@ -192,7 +189,7 @@ def add_commands(sub: Any) -> None:
     ssub = sp.add_subparsers(dest="selfguide_command", required=True)
 
     p = ssub.add_parser("tasks", help="list the task pack")
-    p.add_argument("--data-dir", help="folder holding natural_instructions/ (default: shared data)")
+    p.add_argument("--data-dir", help=configs.help_text(SelfGuideConfig, "data_dir"))
     p.set_defaults(func=cmd_tasks)
 
     p = ssub.add_parser(
@@ -204,53 +201,10 @@ def add_commands(sub: Any) -> None:
         "prompting on test rows), train (LoRA, completion-only, same prompt as evaluation), "
         "finetuned (evaluation). Defaults are small so a CPU run takes minutes.",
     )
-    p.add_argument("--task", "-t", required=True, help="task id, e.g. task1345 (see: tasks)")
-    p.add_argument("--data-dir", help="folder holding natural_instructions/ (default: shared data)")
-    p.add_argument("--model", default="default", help="model name or folder (default: embedded)")
-    p.add_argument(
-        "--backend",
-        choices=["auto", "transformers", "served"],
-        default="auto",
-        help="served: a running `cookbook serve` server (default auto: served when one runs)",
-    )
-    g = p.add_argument_group("input generation")
-    g.add_argument("--n-inputs", type=int, default=24, help="raw inputs to generate (default 24)")
-    g.add_argument("--round-size", type=int, default=8, help="prompts per round (default 8)")
-    g.add_argument(
-        "--input-temperature",
-        type=float,
-        help="sampling temperature (default: 0.7 classification, 0.9 generation)",
-    )
-    g.add_argument("--input-top-k", type=int, default=40, help="top-k (default 40; 0: off)")
-    _bool_flag(
-        g,
-        "input-length-filter",
-        "drop inputs outside mean ± 2 std of the demonstration inputs' lengths "
-        "(default: on for classification)",
-    )
-    g = p.add_argument_group("output generation and vote")
-    g.add_argument("--n-outputs", type=int, default=3, help="samples per input (default 3)")
-    g.add_argument("--output-temperature", type=float, default=0.2, help="(default 0.2)")
-    g.add_argument("--output-top-k", type=int, default=10, help="(default 10; 0: off)")
-    _bool_flag(
-        g,
-        "output-length-filter",
-        "drop samples outside mean ± 2 std of the demonstration outputs' lengths "
-        "(default: on for generation)",
-    )
-    g.add_argument(
-        "--min-share",
-        type=float,
-        default=0.3,
-        help="the voted answer's minimum share of the surviving samples (default 0.3)",
-    )
-    g = p.add_argument_group("fine-tuning and evaluation")
-    g.add_argument("--steps", type=int, default=8, help="LoRA steps (default 8)")
-    g.add_argument("--batch-size", type=int, default=4, help="(default 4)")
-    g.add_argument("--lr", type=float, default=3e-4, help="learning rate (default 3e-4)")
-    g.add_argument("--eval-split", choices=["test", "validation"], default="test")
-    g.add_argument("--eval-limit", type=int, default=20, help="test rows scored (default 20)")
-    p.add_argument("--seed", type=int, default=0)
+    grouped = [n for names in _GROUPS.values() for n in names]
+    configs.add_arguments(p, SelfGuideConfig, skip=grouped)  # as declared in selfguide.config
+    for title, names in _GROUPS.items():
+        configs.add_arguments(p.add_argument_group(title), SelfGuideConfig, names)
     p.add_argument(
         "--out", help="run folder (default: <home>/selfguide/<run id>); reused to continue"
     )

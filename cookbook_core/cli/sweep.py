@@ -41,6 +41,68 @@ def stage_bar(quiet: bool = False) -> Any:
     return progress
 
 
+def add_executor_arguments(p: argparse.ArgumentParser) -> None:
+    """``--executor local|ray`` and the Ray options (shared by ``mix sweep`` and
+    ``experiment ...``)."""
+    g = p.add_argument_group("executor (where the cells run)")
+    g.add_argument(
+        "--executor",
+        choices=["local", "ray"],
+        default="local",
+        help="local: in this process (default); ray: one Ray task per missing cell (every "
+        "node must see this workspace at the same path: see docs/SCALING.md)",
+    )
+    g.add_argument(
+        "--address",
+        default=None,
+        help="Ray cluster: auto (one running on this machine) or HOST:PORT of its head "
+        "(default: $RAY_ADDRESS, else a private local cluster for this run)",
+    )
+    g.add_argument("--cpus-per-cell", type=float, default=None, help="Ray CPUs (default 1)")
+    g.add_argument(
+        "--gpus-per-cell",
+        type=float,
+        default=None,
+        help="Ray GPUs (default: 1 when the cluster has GPUs, else 0)",
+    )
+    g.add_argument(
+        "--memory-per-cell",
+        type=float,
+        default=None,
+        help="Ray memory in GiB (default: estimated from the model, batch and length)",
+    )
+    g.add_argument(
+        "--ray-retries",
+        type=int,
+        default=1,
+        help="automatic resumes of a cell whose Ray worker died (default 1)",
+    )
+
+
+def ray_options(args: argparse.Namespace) -> Any:
+    """A :class:`~cookbook_core.mix.ray_cells.RayOptions` for ``--executor ray`` (else None)."""
+    if getattr(args, "executor", "local") != "ray":
+        if getattr(args, "address", None):
+            raise BadInput("--address needs --executor ray")
+        return None
+    from cookbook_core.mix import ray_cells
+
+    ray_cells.import_ray()
+    if getattr(args, "background", False):
+        raise BadInput(
+            "--executor ray runs the cells from this command (the driver): drop --background"
+        )
+    opts = ray_cells.RayOptions(
+        address=args.address,
+        cpus=args.cpus_per_cell,
+        gpus=args.gpus_per_cell,
+        memory_gb=args.memory_per_cell,
+        retries=args.ray_retries,
+    )
+    opts.check()
+    return opts
+
+
 def _train_options(args: argparse.Namespace) -> dict[str, Any]:
     out: dict[str, Any] = {"steps": args.steps}
     for name in ("lr", "batch_size", "lora_r", "seed", "natural_data", "natural_n"):
@@ -58,6 +120,7 @@ def _plan(cfg: Any) -> dict[str, Any]:
 def cmd_sweep(args: argparse.Namespace) -> int:
     from cookbook_core.mix import sweep
 
+    ray = ray_options(args)  # bad executor options fail before the sweep is saved
     if args.name in sweep.list_sweeps() and not args.template:
         cfg = sweep.load(args.name)
         if args.metric:  # a new reading of the same cells: no plan change
@@ -101,7 +164,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         print(f"queued {len(ids)} cell job(s): {' '.join(ids) or '-'}")
         print(f"follow with `cookbook jobs list`; then `cookbook mix status {cfg.name}`")
         return 0
-    sweep.run_missing(cfg, progress=stage_bar(args.quiet))
+    sweep.run_missing(cfg, progress=stage_bar(args.quiet), ray=ray)
     return _print_status(cfg)
 
 
@@ -207,6 +270,7 @@ def add_commands(msub: Any) -> None:
     p.add_argument("--replace", action="store_true", help="overwrite an existing sweep's plan")
     p.add_argument("--background", action="store_true", help="queue cells as jobs and return")
     p.add_argument("--quiet", action="store_true")
+    add_executor_arguments(p)
     p.set_defaults(func=cmd_sweep)
 
     p = msub.add_parser("status", help="a sweep's matrix so far and its missing cells")

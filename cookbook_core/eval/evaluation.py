@@ -38,22 +38,21 @@ import math
 import secrets
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from cookbook_core import paths, storage
 from cookbook_core.errors import BadInput, CookbookError
 from cookbook_core.eval import scoring, tasks
+from cookbook_core.eval.config import (  # noqa: F401 - re-exported: the config lives there
+    BOOTSTRAP_RESAMPLES,
+    PROMPT_FORMATS,
+    EvalConfig,
+    EvalConfigError,
+)
 from cookbook_core.jobs import store as jobs
 
-PROMPT_FORMATS = ("auto", "plain", "chat")
-BOOTSTRAP_RESAMPLES = 1000
 CLOZE_GREEDY_TOKENS = 6  # greedy tokens recorded after a cloze context (a word and a bit)
-
-
-class EvalConfigError(BadInput):
-    """An evaluation request that cannot run."""
 
 
 class AdapterMismatch(BadInput):
@@ -64,38 +63,7 @@ class EvalStopped(CookbookError):
     """Raised inside :func:`evaluate` when ``should_stop`` returns True."""
 
 
-@dataclass
-class EvalConfig:
-    """Everything that determines an evaluation run (saved in ``summary.json``)."""
-
-    tasks: list[str]
-    model: str = "default"
-    adapter: str | None = None  # a training run id, a run folder, or an adapter folder
-    limit: int | None = None
-    data_dir: str | None = None  # folder laid out like ../shared/data, or "hub"
-    data_files: dict[str, str] = field(default_factory=dict)  # task -> file
-    fields: dict[str, str] = field(default_factory=dict)  # schema field -> column
-    num_fewshot: int = 0
-    prompt_format: str = "auto"
-    backend: str = "auto"  # auto | transformers | served (see eval.inference)
-    server: str | None = None  # a managed server's name (served backend; None: any for the model)
-    base_url: str | None = None  # any OpenAI-compatible endpoint instead of a managed server
-    batch_tokens: int | None = None  # None: the backend's default for the device
-    max_new_tokens: int | None = None  # None: each task's default
-    seed: int = 0
-    bootstrap: int = BOOTSTRAP_RESAMPLES
-    threads: int | None = None  # torch CPU threads (None: torch's default)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-def config_from_dict(d: dict[str, Any]) -> EvalConfig:
-    known = {f.name for f in fields(EvalConfig)}
-    extra = set(d) - known
-    if extra:
-        raise EvalConfigError(f"unknown evaluation option(s): {', '.join(sorted(extra))}")
-    return EvalConfig(**d)
+config_from_dict = EvalConfig.from_dict  # the JSON form back (unknown keys: EvalConfigError)
 
 
 # ----------------------------------------------------------------------------------
@@ -115,20 +83,7 @@ def validate(cfg: EvalConfig) -> EvalConfig:
     from cookbook_core.train import models
 
     task_list = tasks.resolve(cfg.tasks)
-    if cfg.limit is not None and cfg.limit < 1:
-        raise EvalConfigError(f"--limit must be >= 1, got {cfg.limit}")
-    if cfg.num_fewshot < 0:
-        raise EvalConfigError(f"--num-fewshot must be >= 0, got {cfg.num_fewshot}")
-    if cfg.prompt_format not in PROMPT_FORMATS:
-        raise EvalConfigError(
-            f"prompt format must be one of {', '.join(PROMPT_FORMATS)}, got {cfg.prompt_format!r}"
-        )
-    if cfg.max_new_tokens is not None and cfg.max_new_tokens < 1:
-        raise EvalConfigError("--max-new-tokens must be >= 1")
-    if cfg.bootstrap < 0:
-        raise EvalConfigError("bootstrap resamples must be >= 0")
-    if cfg.threads is not None and cfg.threads < 1:
-        raise EvalConfigError("--threads must be >= 1")
+    cfg.check()  # types, ranges and choices, as declared in eval.config
     for key in cfg.data_files:
         tasks.get(key)
     models.resolve(cfg.model)
@@ -383,7 +338,7 @@ def _run_loglik(
         docs.append(doc)
         groups.append(pairs)
     n = len(rows)
-    cloze = task.kind == "cloze"
+    cloze = task.greedy_continuation
     # A cloze task scores one continuation (the gold word): its log-likelihood says
     # whether the model's greedy answer *is* the gold word, not what the answer is.
     # So the greedy continuation itself is generated too (progress: two halves).
@@ -434,7 +389,7 @@ def _run_generate(
     gens = backend.generate(prompts, max_new_tokens=max_new, stop=task.stop, progress=step)
     records = []
     for row, prompt, g in zip(rows, prompts, gens, strict=True):
-        gold: Any = row.get("answers") if task.kind == "extractive_qa" else task.gold_text(row)
+        gold: Any = task.gold_record(row)
         records.append(
             {
                 "id": row.get("id"),
@@ -465,8 +420,9 @@ def _task_summary(
         if cfg.bootstrap < 1:
             lo, hi = math.nan, math.nan
         elif task.is_mean(m):
+            key = task.metric(m).mean_of or m
             lo, hi = scoring.bootstrap_mean_ci(
-                [float(i[m]) for i in items], n=cfg.bootstrap, seed=cfg.seed
+                [float(i[key]) for i in items], n=cfg.bootstrap, seed=cfg.seed
             )
         else:
             lo, hi = scoring.bootstrap_ci(items, task.aggregate(m), n=cfg.bootstrap, seed=cfg.seed)

@@ -33,8 +33,7 @@ from cookbook_core.eval.backends.base import (  # noqa: F401 - the backends' pub
     prefix_token_id,
 )
 from cookbook_core.eval.backends.hf import TransformersBackend, apply_adapter  # noqa: F401
-
-BACKENDS = ("auto", "transformers", "served")
+from cookbook_core.eval.config import BACKENDS  # the choices, declared with EvalConfig
 
 
 def choose_backend(

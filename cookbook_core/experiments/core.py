@@ -7,9 +7,11 @@ rerun, a resumed job or a later report reuses every finished stage:
   template's real task(s), fine-tune on the template's data, evaluate again, and
   report the gain with a paired bootstrap interval over the same examples;
 * **mix** (:func:`run_mix`): a Cookbook-Mix sweep at CPU scale (base + one
-  fine-tune per template + Dirichlet validation mixtures), the accuracy matrix, the
-  linear-fit validation, the optimized mixture trained and evaluated, compared with
-  the base model, the uniform mixture and the best single template.
+  fine-tune per template + uniform pairs and/or Dirichlet validation mixtures), the
+  accuracy matrix, the linear-fit validation, the optimized mixture(s) (``--objective
+  both``: mean and max-min) trained and evaluated, compared with the base model, the
+  uniform mixture and the best single template; the paper's validation protocol with
+  paired intervals (:mod:`cookbook_core.mix.protocol`) is stored with the result.
 
 Each writes ``<home>/experiments/<name>/result.json`` with every number, the
 settings, row counts and seconds spent; ``experiment`` jobs run either in a worker.
@@ -19,6 +21,7 @@ in by hand.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
@@ -187,11 +190,15 @@ def run_single_task(
     *,
     progress: Progress | None = None,
     should_stop: Callable[[], bool] | None = None,
+    ray: Any = None,
 ) -> dict[str, Any]:
-    """Run (or finish) the experiment and write its result; ``status`` says whether it ended."""
+    """Run (or finish) the experiment and write its result; ``status`` says whether it ended.
+
+    ``ray`` (:class:`cookbook_core.mix.ray_cells.RayOptions`): the cells run as Ray tasks.
+    """
     specs, settings = single_task_cells(cfg)
     t0 = time.time()
-    statuses = cells.run_all(specs, settings, progress=progress, should_stop=should_stop)
+    statuses = cells.run_all(specs, settings, progress=progress, should_stop=should_stop, ray=ray)
     if any(s != "completed" for s in statuses.values()):
         return {"status": "stopped", "cells": statuses}
     return summarize_single_task(cfg, wall_seconds=time.time() - t0)
@@ -222,6 +229,9 @@ def summarize_single_task(cfg: SingleTaskConfig, wall_seconds: float | None = No
                 "gain_ci95": [g["lo"], g["hi"]],
                 "base_run": rb[task]["run_dir"],
                 "tuned_run": rt[task]["run_dir"],
+                "gain_by_alignment": alignment_gain(
+                    cfg.template, task, rb[task]["run_dir"], rt[task]["run_dir"]
+                ),
             }
         )
     train = cells.training_result(tuned) or {}
@@ -245,6 +255,24 @@ def summarize_single_task(cfg: SingleTaskConfig, wall_seconds: float | None = No
     }
     _write(cfg.experiment_name(), result)
     return result
+
+
+def alignment_gain(template: str, task: str, base_run: str, tuned_run: str) -> dict | None:
+    """The tuned run's gain split by whether its answers follow the template's rule
+    (:func:`cookbook_core.align.gain.split_runs`, with ``explanation``); None when the
+    template has no rule for the task, ``{"error": ...}`` when the runs cannot be aligned."""
+    from cookbook_core.align import alignment, gain
+    from cookbook_core.align import runs as alignment_runs
+    from cookbook_core.mix import sources as mix_sources
+
+    origin = mix_sources.template_of(template)
+    if origin not in alignment.RULES or task not in alignment_runs.tasks_for_template(origin):
+        return None
+    try:
+        split = gain.split_runs(origin, task, base_run, tuned_run)
+    except BadInput as exc:
+        return {"error": str(exc)}
+    return {**split.to_dict(), "explanation": gain.explain(split)}
 
 
 def single_task_command(cfg: SingleTaskConfig) -> str:
@@ -273,7 +301,7 @@ class MixConfig:
     limit: int | None = 50
     dirichlet: int = 2
     pairs: bool = False
-    objective: str = "maxmin"
+    objective: str = "maxmin"  # or "both": the mean and the max-min optimized mixtures
     model: str = "default"
     data_dir: str | None = None
     name: str | None = None
@@ -286,6 +314,13 @@ class MixConfig:
 
     def experiment_name(self) -> str:
         return self.name or "mix-" + "-".join(self.tasks)
+
+    def objectives(self) -> list[str]:
+        """The optimizer objectives whose mixtures the experiment trains."""
+        return list(BOTH_OBJECTIVES) if self.objective == "both" else [self.objective]
+
+
+BOTH_OBJECTIVES = ("mean", "maxmin")  # ``--objective both``: the paper's two comparisons
 
 
 def mix_sweep(cfg: MixConfig) -> Any:
@@ -317,48 +352,57 @@ def run_mix(
     *,
     progress: Progress | None = None,
     should_stop: Callable[[], bool] | None = None,
+    ray: Any = None,
 ) -> dict[str, Any]:
-    """Sweep, fit, optimize, train the optimized and the uniform mixtures, compare."""
-    from cookbook_core.mix import mixing, sweep
+    """Sweep, fit, optimize, train the optimized and the uniform mixtures, compare.
+
+    ``ray`` (:class:`cookbook_core.mix.ray_cells.RayOptions`): the cells run as Ray tasks
+    (both rounds over one connection).
+    """
+    from cookbook_core.mix import mixing, ray_cells, sweep
 
     sw = mix_sweep(cfg)
     t0 = time.time()
-    st = sweep.run_missing(sw, progress=progress, should_stop=should_stop)
-    if any(s != "completed" for s in st.values()):
-        return {"status": "stopped", "cells": st}
-    A = sweep.complete_matrix(sw)
-    opt = mixing.optimize(A, cfg.objective)
-    sweep.add_mixture(sw, f"opt-{cfg.objective}", opt.weights, "optimized", opt.manifest())
-    uniform = {t: 1 / len(cfg.templates) for t in cfg.templates}
-    sweep.add_mixture(sw, "uniform", uniform, "uniform")
-    st = sweep.run_missing(sw, progress=progress, should_stop=should_stop)
-    if any(s != "completed" for s in st.values()):
-        return {"status": "stopped", "cells": st}
+    link = ray_cells.connected(ray.address) if ray is not None else contextlib.nullcontext()
+    with link:
+        st = sweep.run_missing(sw, progress=progress, should_stop=should_stop, ray=ray)
+        if any(s != "completed" for s in st.values()):
+            return {"status": "stopped", "cells": st}
+        A = sweep.complete_matrix(sw)
+        for objective in cfg.objectives():
+            opt = mixing.optimize(A, objective)
+            sweep.add_mixture(sw, f"opt-{objective}", opt.weights, "optimized", opt.manifest())
+        uniform = {t: 1 / len(cfg.templates) for t in cfg.templates}
+        sweep.add_mixture(sw, "uniform", uniform, "uniform")
+        st = sweep.run_missing(sw, progress=progress, should_stop=should_stop, ray=ray)
+        if any(s != "completed" for s in st.values()):
+            return {"status": "stopped", "cells": st}
     return summarize_mix(cfg, wall_seconds=time.time() - t0)
 
 
 def summarize_mix(cfg: MixConfig, wall_seconds: float | None = None) -> dict[str, Any]:
-    """The result of a finished mix experiment, from the stored cells."""
-    from cookbook_core.mix import mixing, sweep
+    """The result of a finished mix experiment, from the stored cells (with the paper's
+    validation protocol: :func:`cookbook_core.mix.protocol.run`)."""
+    from cookbook_core.mix import mixing, protocol, sweep
 
     sw = sweep.load(cfg.experiment_name())
     A_full = sweep.matrix(sw)
     A = sweep.complete_matrix(sw)
     settings = sweep.settings(sw)
     by_name = {s.name: s for s in sweep.plan(sw)}
-    opt_name = f"opt-{cfg.objective}"
-    if opt_name not in by_name or "uniform" not in by_name:
+    opt_names = [f"opt-{o}" for o in cfg.objectives()]
+    if any(n not in by_name for n in opt_names) or "uniform" not in by_name:
         raise ExperimentError(f"{cfg.experiment_name()}: the optimized mixture has not run yet")
     observed = {
         name: {t: r["value"] for t, r in cells.results(by_name[name], settings).items()}
-        for name in ("base", opt_name, "uniform", *sw.templates)
+        for name in ("base", *opt_names, "uniform", *sw.templates)
     }
     best_single = max(sw.templates, key=lambda t: float(np.mean(list(observed[t].values()))))
     compare_names = {
         "base model": "base",
         "best single template": best_single,
         "uniform mixture": "uniform",
-        f"optimized ({cfg.objective})": opt_name,
+        **{f"optimized ({n.removeprefix('opt-')})": n for n in opt_names},
     }
     table = {
         label: {t: 100 * observed[name][t] for t in sw.tasks}
@@ -368,13 +412,10 @@ def summarize_mix(cfg: MixConfig, wall_seconds: float | None = None) -> dict[str
         vals = list(table[label].values())
         table[label]["average"] = float(np.mean(vals))
         table[label]["worst"] = float(np.min(vals))
-    opt_weights = by_name[opt_name].normalized()
+    weights = {n: by_name[n].normalized() for n in (*opt_names, "uniform")}
     predicted = {
-        opt_name: {t: 100 * v for t, v in mixing.predict(A, opt_weights, normalize=True).items()},
-        "uniform": {
-            t: 100 * v
-            for t, v in mixing.predict(A, by_name["uniform"].normalized(), normalize=True).items()
-        },
+        n: {t: 100 * v for t, v in mixing.predict(A, w, normalize=True).items()}
+        for n, w in weights.items()
     }
     validation: dict[str, Any] = {}
     try:
@@ -386,6 +427,12 @@ def summarize_mix(cfg: MixConfig, wall_seconds: float | None = None) -> dict[str
         }
     except BadInput as exc:
         validation = {"error": str(exc)}
+    seconds_protocol = time.time()
+    try:
+        protocol_result = protocol.run(sw)
+        protocol_result["seconds"] = time.time() - seconds_protocol
+    except BadInput as exc:
+        protocol_result = {"error": str(exc)}
     seconds = {s.name: _cell_seconds(s, cells.results(s, settings)) for s in sweep.plan(sw)}
     result = {
         "kind": "mix",
@@ -397,11 +444,12 @@ def summarize_mix(cfg: MixConfig, wall_seconds: float | None = None) -> dict[str
             t: {k: (None if np.isnan(v) else 100 * v) for k, v in row.items()}
             for t, row in A_full.iterrows()
         },
-        "weights": {opt_name: opt_weights, "uniform": by_name["uniform"].normalized()},
+        "weights": weights,
         "best_single": best_single,
         "comparison": table,
         "predicted": predicted,
         "validation": validation,
+        "protocol": protocol_result,
         "seconds": seconds,
         "wall_last_call": wall_seconds,
         "machine": machine(),
@@ -451,7 +499,7 @@ def check(kind: str, cfg: Any) -> None:
     else:
         from cookbook_core.mix import mixing, sweep
 
-        if cfg.objective not in mixing.OBJECTIVES:
+        if cfg.objective not in (*mixing.OBJECTIVES, "both"):
             raise ExperimentError(f"unknown objective {cfg.objective!r}")
         if len(cfg.templates) < 2:
             raise ExperimentError("a mix experiment needs at least two templates (--template)")

@@ -136,6 +136,7 @@ BUILTIN_KINDS: tuple[tuple[str, str, str, bool], ...] = (
     ("cell", "cookbook_core.mix.cells", "device", True),
     ("experiment", "cookbook_core.experiments.core", "device", True),
     ("selfguide", "cookbook_core.selfguide.pipeline", "device", True),
+    ("draft", "cookbook_core.drafting.job", "cpu", False),
 )
 for _name, _module, _queue, _resumable in BUILTIN_KINDS:
     register_kind(

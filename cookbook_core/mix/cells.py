@@ -36,9 +36,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cookbook_core import paths, storage
+from cookbook_core import configs, paths, storage
 from cookbook_core.errors import BadInput
 from cookbook_core.jobs import store as jobs
+from cookbook_core.train.config import TrainConfig
 
 StageProgress = Callable[..., None]  # progress(stage, done, total, **info)
 
@@ -56,7 +57,7 @@ TRAIN_OPTIONS = (
     "lr_scheduler",
     "save_every",
     "natural_data",  # natural-language prompt/completion rows mixed into training (a file)
-    "natural_n",  # how many of them (training.TrainConfig's default: 128)
+    "natural_n",  # how many of them (default: TrainConfig's)
 )
 
 
@@ -140,7 +141,7 @@ class CellSpec:
         return asdict(self)
 
 
-NATURAL_N_DEFAULT = 128  # training.TrainConfig.natural_n
+NATURAL_N_DEFAULT = configs.default(TrainConfig, "natural_n")
 
 
 def content_digest(path: str | Path) -> str:
@@ -459,8 +460,19 @@ def run_all(
     *,
     progress: Callable[[str, str, int, int], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
+    ray: Any = None,
 ) -> dict[str, str]:
-    """Run cells one after another in this process; ``{cell name: status}``."""
+    """Run cells one after another in this process; ``{cell name: status}``.
+
+    ``ray`` (a :class:`cookbook_core.mix.ray_cells.RayOptions`): run the incomplete ones
+    as Ray tasks instead (same folders, keys and reuse; see that module).
+    """
+    if ray is not None:
+        from cookbook_core.mix import ray_cells
+
+        return ray_cells.run_all(
+            specs, settings, options=ray, progress=progress, should_stop=should_stop
+        )
     out: dict[str, str] = {}
     for spec in specs:
         if should_stop and should_stop():

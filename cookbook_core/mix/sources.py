@@ -57,6 +57,9 @@ def fingerprint(name: str) -> str:
     from cookbook_core import dataset_io, discovery
 
     if not is_dataset(name):
+        entry = discovery.find(name)
+        if entry.ok and not entry.trusted:  # never imported here: hash its file
+            return hashlib.sha256(entry.file.read_bytes()).hexdigest()
         return discovery.source_sha256(discovery.get(name))
     data, _ = dataset_io.data_path(dataset_path(name))
     h = hashlib.sha256()
@@ -112,13 +115,14 @@ def template_of(name: str) -> str | None:
 
 
 def check(name: str) -> None:
-    """Raise ``BadInput`` for an unknown template or a missing dataset."""
-    from cookbook_core import discovery
+    """Raise ``BadInput`` for an unknown template or a missing dataset (an untrusted
+    template is checked in the sandbox, never imported here)."""
+    from cookbook_core.sandbox.generation import template_for
 
     if is_dataset(name):
         dataset_path(name)
     else:
-        discovery.get(name)
+        template_for(name)
 
 
 def _sample(rows: list[dict[str, Any]], k: int, rng: random.Random) -> list[dict[str, Any]]:

@@ -435,10 +435,12 @@ def run_missing(
     progress: Callable[[str, str, int, int], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
     only: Sequence[str] | None = None,
+    ray: Any = None,
 ) -> dict[str, str]:
-    """Run the sweep's incomplete cells in this process (``only``: those names)."""
+    """Run the sweep's incomplete cells in this process (``only``: those names), or as
+    Ray tasks with ``ray`` (a :class:`cookbook_core.mix.ray_cells.RayOptions`)."""
     st = settings(cfg)
     todo = [
         s for s in plan(cfg) if (only is None or s.name in only) and not cells.is_complete(s, st)
     ]
-    return cells.run_all(todo, st, progress=progress, should_stop=should_stop)
+    return cells.run_all(todo, st, progress=progress, should_stop=should_stop, ray=ray)

@@ -51,7 +51,6 @@ import random
 import secrets
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, fields
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -61,23 +60,18 @@ from cookbook_core.errors import BadInput, CookbookError
 from cookbook_core.eval import scoring
 from cookbook_core.jobs import store as jobs
 from cookbook_core.selfguide import filters as sf
+from cookbook_core.selfguide.config import (  # noqa: F401 - re-exported: the config lives there
+    FAMILY_DEFAULTS,
+    SelfGuideConfig,
+    SelfGuideConfigError,
+)
 from cookbook_core.selfguide.tasks import NITask, load_task
 from cookbook_core.train import models
 
 STAGES = ("inputs", "outputs", "baseline", "train", "finetuned")
-FAMILY_DEFAULTS = {
-    # the authors' public code: classification 0.7 with the input length filter,
-    # generation 0.9 with the output length filter
-    "classification": {"input_temperature": 0.7, "input_length_filter": True},
-    "generation": {"input_temperature": 0.9, "output_length_filter": True},
-}
 CHUNK = 4  # prompts per backend call between progress reports / cancel checks
 
 Progress = Callable[..., None]
-
-
-class SelfGuideConfigError(BadInput):
-    """A SELF-GUIDE request that cannot run."""
 
 
 class SelfGuideError(CookbookError):
@@ -92,68 +86,7 @@ class Stopped(CookbookError):
     """Raised inside :func:`run` when ``should_stop`` returns True."""
 
 
-@dataclass
-class SelfGuideConfig:
-    """Everything that determines a SELF-GUIDE run (saved as ``config.json``).
-
-    ``None`` for ``input_temperature``, ``input_length_filter`` and
-    ``output_length_filter`` means the task family's default (:data:`FAMILY_DEFAULTS`).
-    """
-
-    task: str
-    data_dir: str | None = None  # folder holding natural_instructions/ (default: shared data)
-    model: str = models.DEFAULT_MODEL
-    backend: str = "auto"
-    # input generation
-    n_inputs: int = 24  # raw inputs generated in all
-    round_size: int = 8  # prompts per round (paper: 10)
-    max_low_quality: int = 10
-    input_temperature: float | None = None  # paper range 0.6-1.0
-    input_top_k: int = 40
-    input_length_filter: bool | None = None
-    input_max_new_tokens: int | None = None  # None: from the demonstrations' lengths
-    # output generation and vote
-    n_outputs: int = 3  # samples per input (paper: 10)
-    output_temperature: float = 0.2
-    output_top_k: int = 10
-    output_length_filter: bool | None = None
-    output_max_new_tokens: int | None = None  # None: from the demonstrations' lengths
-    min_share: float = sf.MIN_SHARE
-    # fine-tuning
-    steps: int = 8
-    batch_size: int = 4
-    lr: float = 3e-4
-    lora_r: int = 16
-    lora_alpha: int = 32
-    max_length: int = 1024
-    # evaluation
-    eval_split: str = "test"
-    eval_limit: int | None = 20
-    eval_max_new_tokens: int | None = None  # None: from the demonstrations' lengths
-    seed: int = 0
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    def resolved(self, task: NITask) -> SelfGuideConfig:
-        """A copy with the family defaults filled in."""
-        out = SelfGuideConfig(**self.to_dict())
-        d = FAMILY_DEFAULTS[task.family]
-        if out.input_temperature is None:
-            out.input_temperature = d.get("input_temperature", 0.8)
-        if out.input_length_filter is None:
-            out.input_length_filter = bool(d.get("input_length_filter", False))
-        if out.output_length_filter is None:
-            out.output_length_filter = bool(d.get("output_length_filter", False))
-        return out
-
-
-def config_from_dict(d: dict[str, Any]) -> SelfGuideConfig:
-    known = {f.name for f in fields(SelfGuideConfig)}
-    extra = set(d) - known
-    if extra:
-        raise SelfGuideConfigError(f"unknown SELF-GUIDE option(s): {', '.join(sorted(extra))}")
-    return SelfGuideConfig(**d)
+config_from_dict = SelfGuideConfig.from_dict  # the JSON form back (unknown keys: an error)
 
 
 def validate(cfg: SelfGuideConfig) -> SelfGuideConfig:
@@ -163,32 +96,7 @@ def validate(cfg: SelfGuideConfig) -> SelfGuideConfig:
 
     task = load_task(cfg.task, cfg.data_dir)
     out = cfg.resolved(task)
-    for name in ("n_inputs", "round_size", "n_outputs", "steps", "batch_size", "max_length"):
-        value = getattr(out, name)
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise SelfGuideConfigError(f"{name} must be a positive integer, got {value!r}")
-    if out.max_low_quality < 0:
-        raise SelfGuideConfigError("max_low_quality must be >= 0")
-    for name in ("input_temperature", "output_temperature"):
-        value = getattr(out, name)
-        if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
-            raise SelfGuideConfigError(f"{name} must be > 0, got {value!r}")
-    for name in ("input_top_k", "output_top_k"):
-        if getattr(out, name) < 0:
-            raise SelfGuideConfigError(f"{name} must be >= 0 (0: no top-k cut)")
-    for name in (
-        "input_max_new_tokens",
-        "output_max_new_tokens",
-        "eval_limit",
-        "eval_max_new_tokens",
-    ):
-        value = getattr(out, name)
-        if value is not None and value < 1:
-            raise SelfGuideConfigError(f"{name} must be >= 1, got {value!r}")
-    if not 0 <= out.min_share <= 1:
-        raise SelfGuideConfigError(f"min_share must be in [0, 1], got {out.min_share!r}")
-    if not (math.isfinite(out.lr) and out.lr > 0):
-        raise SelfGuideConfigError(f"learning rate must be > 0, got {out.lr!r}")
+    out.check()  # types, ranges and choices, as declared in selfguide.config
     task.rows(out.eval_split, limit=1)  # the split exists and has rows
     inference.choose_backend(out.backend, out.model)
     models.resolve(out.model)

@@ -22,9 +22,11 @@ from typing import Any
 import pandas as pd
 import plotly.graph_objects as go
 
+from cookbook_core import configs
 from cookbook_core.align import runs as alignment_runs
 from cookbook_core.errors import BadInput
 from cookbook_core.eval import evaluation, tasks
+from cookbook_core.eval.config import EvalConfig
 from cookbook_core.jobs import store as jobs
 
 FILTERS = ("all", "correct", "incorrect")
@@ -34,34 +36,28 @@ def eval_config(
     task_names: Iterable[str],
     groups: Iterable[str] = (),
     *,
-    limit: int | None = None,
-    model: str = "default",
     adapter_run: str | None = None,
-    data_dir: str | None = None,
-    max_new_tokens: int | None = None,
-    num_fewshot: int = 0,
+    **options: Any,
 ) -> dict[str, Any]:
-    """The config of an ``eval`` job (an :class:`evaluation.EvalConfig` dict).
+    """The config of an ``eval`` job (an :class:`~cookbook_core.eval.config.EvalConfig` dict).
 
     Groups are expanded into their tasks.  With ``adapter_run`` (a training job id, or an
     adapter folder such as :func:`cookbook_core.train.adapters.list_adapters` lists) the
-    base model is the one that adapter was trained on.  Raises ``BadInput`` when no task
-    is chosen; the job's validator checks the rest (data present, model known, ...).
+    base model is the one that adapter was trained on.  ``options`` are other
+    ``EvalConfig`` fields (``limit``, ``model``, ``data_dir``, ...; left out: the declared
+    default; an empty ``model`` or ``data_dir`` counts as left out).  Raises ``BadInput``
+    when no task is chosen or an option is unknown; the job's validator checks the rest
+    (data present, model known, ...).
     """
     names = list(dict.fromkeys([*task_names, *(t for g in groups for t in tasks.GROUPS[g])]))
     if not names:
         raise BadInput("choose at least one task or group to evaluate")
+    model = str(options.pop("model", None) or "").strip() or configs.default(EvalConfig, "model")
     if adapter_run:
         model = adapter_base_model(adapter_run) or model
-    cfg = evaluation.EvalConfig(
-        tasks=names,
-        model=model.strip() or "default",
-        adapter=adapter_run or None,
-        limit=limit,
-        data_dir=(data_dir or "").strip() or None,
-        max_new_tokens=max_new_tokens,
-        num_fewshot=num_fewshot,
-    )
+    data_dir = str(options.pop("data_dir", None) or "").strip() or None
+    given = {"tasks": names, "model": model, "adapter": adapter_run or None, "data_dir": data_dir}
+    cfg = EvalConfig.from_dict({**options, **given})
     return cfg.to_dict()
 
 
@@ -172,11 +168,11 @@ def scores_frame(summaries: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=cols)
 
 
-def scores_figure(frame: pd.DataFrame) -> go.Figure:
-    """Grouped bars: x = task (its metric), one bar per run, 95% bootstrap intervals as
-    error bars, in percent."""
+def scores_figure(frame: pd.DataFrame, series: str = "run") -> go.Figure:
+    """Grouped bars: x = task (its metric), one bar per value of column ``series`` (a run,
+    a compared model), 95% bootstrap intervals as error bars, in percent."""
     fig = go.Figure()
-    for run, part in frame.groupby("run", sort=False):
+    for run, part in frame.groupby(series, sort=False):
         value = 100 * part["value"].astype(float)
         hi = 100 * part["ci_high"].astype(float) - value
         lo = value - 100 * part["ci_low"].astype(float)

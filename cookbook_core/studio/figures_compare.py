@@ -11,37 +11,14 @@ from __future__ import annotations
 import pandas as pd
 import plotly.graph_objects as go
 
+from cookbook_core.studio import evaluation as studio_eval
+
 
 def task_bars_figure(frame: pd.DataFrame) -> go.Figure:
     """Grouped bars from :func:`compare.scores_frame`: x = task (with its metric), one bar
-    per model, the run's 95% bootstrap interval as asymmetric error bars, in percent."""
-    fig = go.Figure()
-    for label, part in frame.groupby("label", sort=False):
-        value = 100 * part["value"].astype(float)
-        hi = (100 * part["ci_high"].astype(float) - value).fillna(0).clip(lower=0)
-        lo = (value - 100 * part["ci_low"].astype(float)).fillna(0).clip(lower=0)
-        fig.add_trace(
-            go.Bar(
-                name=str(label),
-                x=[
-                    f"{t}<br><sub>{m} (n={n})</sub>"
-                    for t, m, n in zip(part["task"], part["metric"], part["n"], strict=True)
-                ],
-                y=value,
-                error_y={"type": "data", "symmetric": False, "array": hi, "arrayminus": lo},
-                text=[f"{v:.1f}" for v in value],
-                textposition="outside",
-                hovertemplate="%{x}<br>%{y:.1f}%<extra>" + str(label) + "</extra>",
-            )
-        )
-    fig.update_layout(
-        barmode="group",
-        yaxis={"title": "score (%) with 95% bootstrap interval", "range": [0, 105]},
-        height=420,
-        margin={"l": 50, "r": 20, "t": 30, "b": 40},
-        legend={"orientation": "h", "y": -0.25},
-    )
-    return fig
+    per model, the run's 95% bootstrap interval as asymmetric error bars, in percent (the
+    Evaluation page's figure, one series per compared model)."""
+    return studio_eval.scores_figure(frame, series="label")
 
 
 def weights_figure(frame: pd.DataFrame, models: list[str]) -> go.Figure:

@@ -2,8 +2,9 @@
 
 :func:`report_figures` turns what :func:`cookbook_core.experiments.report.collect`
 gathered into the named figures the page embeds (``single_task``, ``alignment``,
-``<mix>_matrix``, ``<mix>_fit``, ``<mix>_comparison``); :func:`write_pngs` exports them
-with kaleido (which drives the system Chromium).  The names and the conditions under
+``alignment_gain``, ``<mix>_matrix``, ``<mix>_fit`` with the protocol's interval bars,
+``<mix>_comparison``); :func:`write_pngs` exports them with kaleido (which drives the
+system Chromium).  The names and the conditions under
 which each figure exists come from :mod:`cookbook_core.experiments.report`
 (:func:`~cookbook_core.experiments.report.figure_names`), so the Markdown and the PNGs
 agree.  It reads no experiment itself and imports no Streamlit.
@@ -18,9 +19,10 @@ from typing import Any
 import pandas as pd
 import plotly.graph_objects as go
 
+from cookbook_core.align import gain
 from cookbook_core.experiments import report
 from cookbook_core.mix import sources as mix_sources
-from cookbook_core.studio.figures_align import delta_figure
+from cookbook_core.studio.figures_align import delta_figure, gain_split_figure
 from cookbook_core.studio.figures_mix import heatmap_figure, scatter_figure
 
 
@@ -69,14 +71,38 @@ def single_task_figure(table: pd.DataFrame) -> go.Figure:
     return fig
 
 
+COMPARISON_COLORS = ["#9aa5b1", "#f2a541", "#7bc67e", "#2f6fde", "#8e44ad", "#1b9e77"]
+
+
 def comparison_figure(res: dict[str, Any]) -> go.Figure:
-    """Grouped bars: per-task and average accuracy of base, best single, uniform, optimized."""
-    comp = res["comparison"]
-    colors = ["#9aa5b1", "#f2a541", "#7bc67e", "#2f6fde"]
+    """Grouped bars: per-task, average and worst-task accuracy of the base model, the best
+    single template, the uniform mixture and the optimized mixture(s); with the
+    protocol's paired 95% intervals when the result has them."""
+    models = (res.get("protocol") or {}).get("models") or []
     bars = []
-    for (label, row), color in zip(comp.items(), colors, strict=False):
-        keys = [k for k in row if k != "worst"]
-        bars.append(go.Bar(name=label, x=keys, y=[row[k] for k in keys], marker_color=color))
+    if models:
+        keys = [*res["protocol"]["tasks"], "average", "worst"]
+        for row, color in zip(models, COMPARISON_COLORS * 2, strict=False):
+            y = [row[f"{k}value"] for k in keys]
+            hi = [row[f"{k}hi"] for k in keys]
+            lo = [row[f"{k}lo"] for k in keys]
+            up = [0 if h is None else h - v for h, v in zip(hi, y, strict=True)]
+            down = [0 if a is None else v - a for a, v in zip(lo, y, strict=True)]
+            bars.append(
+                go.Bar(
+                    name=row["model"],
+                    x=keys,
+                    y=y,
+                    marker_color=color,
+                    error_y={"type": "data", "symmetric": False, "array": up, "arrayminus": down},
+                )
+            )
+    else:
+        for (label, row), color in zip(
+            res["comparison"].items(), COMPARISON_COLORS * 2, strict=False
+        ):
+            keys = [k for k in row if k != "worst"]
+            bars.append(go.Bar(name=label, x=keys, y=[row[k] for k in keys], marker_color=color))
     fig = go.Figure(bars)
     fig.update_layout(
         title=f"Cookbook-Mix ({res['name']}): observed accuracy per task",
@@ -85,6 +111,17 @@ def comparison_figure(res: dict[str, Any]) -> go.Figure:
         template="plotly_white",
     )
     return fig
+
+
+def gain_figure(splits: list[dict[str, Any]]) -> go.Figure:
+    """The gain of every tuned model split by rule-following (the results page's
+    ``alignment_gain`` figure), one group of bars per (template, task, trained model)."""
+    named = {
+        f"{g['template']} / {g['task']}<br>{g['trained']}": g["split"]
+        for g in splits
+        if g["split"] is not None
+    }
+    return gain_split_figure(gain.contributions_frame(named))
 
 
 def report_figures(c: Mapping[str, Any]) -> dict[str, go.Figure]:
@@ -98,6 +135,8 @@ def report_figures(c: Mapping[str, Any]) -> dict[str, go.Figure]:
         elif name == "alignment":
             pts = c["alignment_points"]
             figs[name] = delta_figure(pts.assign(run=pts["template"]))
+        elif name == "alignment_gain":
+            figs[name] = gain_figure(c["gain_splits"])
         else:
             mix, _, part = name.rpartition("_")
             res = mixes[mix]
@@ -105,7 +144,10 @@ def report_figures(c: Mapping[str, Any]) -> dict[str, go.Figure]:
                 A = pd.DataFrame(res["matrix"]).T / 100
                 figs[name] = heatmap_figure(A, f"Accuracy matrix ({mix})")
             elif part == "fit":
-                figs[name] = scatter_figure(pd.DataFrame(res["validation"]["table"]))
+                figs[name] = scatter_figure(
+                    report.fit_points(res),
+                    "Linear mixing: predicted vs observed (paired 95% intervals)",
+                )
             else:
                 figs[name] = comparison_figure(res)
     return figs

@@ -44,16 +44,34 @@ def scatter_figure(
     table: pd.DataFrame, title: str = "Linear mixing: predicted vs observed"
 ) -> go.Figure:
     """Predicted vs observed per (mixture, task), with y = x and a band of ± the mean
-    absolute error."""
+    absolute error.  When the table has the error's interval (``error_lo``,
+    ``error_hi``: observed - predicted, points) each point gets a vertical bar from
+    predicted + lo to predicted + hi, which crosses y = x exactly when the interval
+    contains zero."""
     df = table.assign(predicted_pts=100 * table["predicted"], observed_pts=100 * table["observed"])
+    bars = {}
+    if {"error_lo", "error_hi"} <= set(df.columns):
+        lo = pd.to_numeric(df["error_lo"], errors="coerce")
+        hi = pd.to_numeric(df["error_hi"], errors="coerce")
+        df = df.assign(
+            bar_up=(hi - df["error_points"]).fillna(0),
+            bar_down=(df["error_points"] - lo).fillna(0),
+            interval=[
+                f"[{a:+.1f}, {b:+.1f}]" if np.isfinite(a) and np.isfinite(b) else "-"
+                for a, b in zip(lo, hi, strict=True)
+            ],
+        )
+        bars = {"error_y": "bar_up", "error_y_minus": "bar_down"}
+    hover = ["mixture", "task", "error_points", *(["interval"] if bars else [])]
     fig = px.scatter(
         df,
         x="predicted_pts",
         y="observed_pts",
         color="task",
-        symbol="mixture",
-        hover_data=["mixture", "task", "error_points"],
+        symbol="role" if "role" in df.columns else "mixture",
+        hover_data=hover,
         title=title,
+        **bars,
     )
     lo = float(min(df["predicted_pts"].min(), df["observed_pts"].min(), 0)) if len(df) else 0
     hi = float(max(df["predicted_pts"].max(), df["observed_pts"].max(), 1)) if len(df) else 100

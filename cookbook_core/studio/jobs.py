@@ -22,9 +22,10 @@ from typing import Any
 import pandas as pd
 import plotly.graph_objects as go
 
-from cookbook_core import dataset_io
+from cookbook_core import configs, dataset_io
 from cookbook_core import generate as gen
 from cookbook_core.errors import BadInput
+from cookbook_core.generate_config import GenerateConfig, Source
 from cookbook_core.jobs import store as jobs
 from cookbook_core.train import training
 
@@ -54,8 +55,8 @@ def generate_config(
     weights: Mapping[str, float],
     n: int,
     *,
-    seed: int = 0,
-    fmt: str = "jsonl",
+    seed: int | None = None,
+    fmt: str | None = None,
     name: str | None = None,
     overwrite: bool = False,
     params: Mapping[str, Mapping[str, Any]] | None = None,
@@ -63,7 +64,7 @@ def generate_config(
     """The config of a ``generate`` job writing ``<datasets>/<name>``.
 
     ``weights`` maps template names to relative weights; templates at weight 0 are
-    left out.  Raises ``BadInput`` for no template, no positive weight, or a bad
+    left out; ``seed`` and ``fmt`` default to ``GenerateConfig``'s.  Raises ``BadInput`` for no template, no positive weight, or a bad
     folder name; the job's validator checks the rest (n, seed, format, parameters).
     """
     if not weights:
@@ -74,6 +75,8 @@ def generate_config(
     kept = {t: float(w) for t, w in weights.items() if w > 0}
     if not kept:
         raise BadInput("give at least one template a weight above 0")
+    seed = configs.default(GenerateConfig, "seed") if seed is None else seed
+    fmt = configs.default(GenerateConfig, "format") if fmt is None else fmt
     name = (name or "").strip() or dataset_name(kept, n, seed)
     if not _NAME_OK.match(name) or ".." in name:
         raise BadInput(
@@ -86,8 +89,8 @@ def generate_config(
             "or allow replacing it"
         )
     params = params or {}
-    cfg = gen.GenerateConfig(
-        sources=[gen.Source(t, w, dict(params.get(t, {}))) for t, w in kept.items()],
+    cfg = GenerateConfig(
+        sources=[Source(t, w, dict(params.get(t, {}))) for t, w in kept.items()],
         n=int(n),
         seed=int(seed),
         format=fmt,

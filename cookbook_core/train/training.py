@@ -36,6 +36,11 @@ What it does:
   when it returns True the trainer writes a checkpoint and returns with status
   ``stopped`` (this is how a cancelled job exits cleanly).
 
+* **Several processes.** ``nproc > 1`` hands the run to
+  :mod:`cookbook_core.train.distributed` (torchrun, DDP: gloo on CPU, one GPU per rank
+  on CUDA); ``batch_size`` stays the global batch and per-step losses match one
+  process.  Each rank then runs this same function; rank 0 writes the files.
+
 CUDA with bf16 (when supported) is used when a GPU is visible, the CPU otherwise.
 What it does not do: manage jobs or processes (``jobs``/``worker``), or evaluate.
 """
@@ -44,30 +49,25 @@ from __future__ import annotations
 
 import contextlib
 import json
-import math
 import random
 import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from cookbook_core import dataset_io, storage
 from cookbook_core.errors import BadInput, CookbookError
-from cookbook_core.train import models
-
-METHODS = ("lora", "full")
-DEFAULT_TARGET_MODULES = (
-    "q_proj",
-    "k_proj",
-    "v_proj",
-    "o_proj",
-    "gate_proj",
-    "up_proj",
-    "down_proj",
+from cookbook_core.train import distributed, models
+from cookbook_core.train.config import (  # noqa: F401 - re-exported: the config lives there
+    DEFAULT_TARGET_MODULES,
+    MAX_LORA_RANK,
+    METHODS,
+    TrainConfig,
+    TrainConfigError,
 )
+
 RESUME_RTOL = 1e-4  # final-loss agreement of a resumed run with an uninterrupted one (CPU)
 FAST_LOSS_TYPES = {"llama", "mistral", "qwen2", "qwen3", "smollm3", "olmo2", "phi3"}
 VALIDATE_ROWS = 1000  # rows read when validating a dataset before a run starts
@@ -75,59 +75,11 @@ VALIDATE_ROWS = 1000  # rows read when validating a dataset before a run starts
 Progress = Callable[[int, int, dict[str, Any]], None]
 
 
-class TrainConfigError(BadInput):
-    """A training config that cannot run (bad numbers, missing data, unknown model)."""
-
-
 class TrainingError(CookbookError):
     """Training started and failed."""
 
 
-MAX_LORA_RANK = 64  # the largest LoRA rank offered; the vLLM server is started to accept it
-
-
-@dataclass
-class TrainConfig:
-    """Everything that determines a fine-tuning run (saved as ``config.json``)."""
-
-    data: str
-    model: str = models.DEFAULT_MODEL
-    method: str = "lora"  # "lora" or "full"
-    steps: int = 80
-    lr: float = 3e-4
-    batch_size: int = 8
-    grad_accum: int = 1
-    max_length: int = 512
-    lora_r: int = 16
-    lora_alpha: int = 32
-    lora_dropout: float = 0.05
-    target_modules: list[str] = field(default_factory=lambda: list(DEFAULT_TARGET_MODULES))
-    lr_scheduler: str = "linear"
-    warmup_steps: int = 0
-    weight_decay: float = 0.0
-    seed: int = 0
-    save_every: int = 20
-    keep_checkpoints: int = 2
-    max_samples: int | None = None
-    natural_data: str | None = None  # JSONL/dataset of natural-language prompt/completion rows
-    natural_n: int = 128
-    group_by_length: bool = False  # length-grouped batches across the data (changes the order)
-    micro_batches: int = 1  # >1: each batch runs as length-sorted pieces (same gradient)
-    merge: bool = False
-    gradient_checkpointing: bool = False  # less activation memory, ~30% more compute
-    precision: str = "auto"  # "auto" (bf16 on CUDA when supported), "fp32", "bf16"
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-def config_from_dict(d: dict[str, Any]) -> TrainConfig:
-    """A :class:`TrainConfig` from its JSON form (unknown keys are an error)."""
-    known = {f.name for f in fields(TrainConfig)}
-    extra = set(d) - known
-    if extra:
-        raise TrainConfigError(f"unknown training option(s): {', '.join(sorted(extra))}")
-    return TrainConfig(**d)
+config_from_dict = TrainConfig.from_dict  # the JSON form back (unknown keys: TrainConfigError)
 
 
 # ----------------------------------------------------------------------------------
@@ -136,38 +88,10 @@ def config_from_dict(d: dict[str, Any]) -> TrainConfig:
 
 def validate(cfg: TrainConfig) -> None:
     """Raise :class:`TrainConfigError` (or another ``BadInput``) for a config that cannot run."""
-    for name in (
-        "steps",
-        "batch_size",
-        "grad_accum",
-        "max_length",
-        "save_every",
-        "natural_n",
-        "micro_batches",
-    ):
-        value = getattr(cfg, name)
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise TrainConfigError(f"{name} must be a positive integer, got {value!r}")
-    if not (isinstance(cfg.lr, int | float) and math.isfinite(cfg.lr) and cfg.lr > 0):
-        raise TrainConfigError(f"learning rate must be > 0, got {cfg.lr!r}")
-    if cfg.method not in METHODS:
-        raise TrainConfigError(f"method must be one of {', '.join(METHODS)}, got {cfg.method!r}")
-    if cfg.method == "lora":
-        if not 1 <= cfg.lora_r <= MAX_LORA_RANK or cfg.lora_alpha <= 0:
-            raise TrainConfigError(
-                f"lora_r must be in [1, {MAX_LORA_RANK}] (the served adapters' limit) "
-                "and lora_alpha > 0"
-            )
-        if not 0 <= cfg.lora_dropout < 1:
-            raise TrainConfigError("lora_dropout must be in [0, 1)")
-        if not cfg.target_modules:
-            raise TrainConfigError("target_modules must name at least one module")
-    if cfg.warmup_steps < 0 or cfg.weight_decay < 0 or cfg.keep_checkpoints < 1:
-        raise TrainConfigError("warmup_steps and weight_decay must be >= 0, keep_checkpoints >= 1")
-    if cfg.max_samples is not None and cfg.max_samples < 1:
-        raise TrainConfigError(f"max_samples must be >= 1, got {cfg.max_samples}")
-    if cfg.precision not in ("auto", "fp32", "bf16"):
-        raise TrainConfigError("precision must be auto, fp32 or bf16")
+    cfg.check()  # types, ranges and choices, as declared in train.config
+    if cfg.method == "lora" and not cfg.target_modules:
+        raise TrainConfigError("target_modules must name at least one module")
+    distributed.check(cfg.nproc, cfg.batch_size)
     _check_rows(cfg.data, "dataset")
     if cfg.natural_data:
         _check_rows(cfg.natural_data, "natural-language data")
@@ -422,34 +346,64 @@ def _make_trainer_class() -> type:
         ) -> Any:
             self.tokens_seen += int(inputs["attention_mask"].sum())
             labels = inputs["labels"]
-            base = model.get_base_model() if hasattr(model, "get_base_model") else model
+            # Under DDP (nproc > 1) ``model`` is the DistributedDataParallel wrapper: the
+            # pieces below must run inside its forward, or no gradient is all-reduced.
+            ddp = isinstance(model, torch.nn.parallel.DistributedDataParallel)
+            inner = model.module if ddp else model
+            base = inner.get_base_model() if hasattr(inner, "get_base_model") else inner
             decoder = base.get_decoder() if hasattr(base, "get_decoder") else None
             head = base.get_output_embeddings()
             if decoder is None or head is None or base.config.model_type not in FAST_LOSS_TYPES:
+                if ddp:  # the Trainer's own loss: normalised over the global batch
+                    return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
                 out = model(**inputs)
                 return (out.loss, out) if return_outputs else out.loss
             ids, mask = inputs["input_ids"], inputs["attention_mask"]
-            loss = torch.zeros((), device=ids.device)
-            n_kept = 0
-            for rows in split_by_length(mask.sum(1), self.micro_batches):
-                width = int(mask[rows].sum(1).max())
-                hidden = decoder(
-                    input_ids=ids[rows, :width],
-                    attention_mask=mask[rows, :width],
-                    use_cache=False,
-                ).last_hidden_state
-                target = labels[rows, 1:width]
-                keep = target != -100
-                logits = head(hidden[:, :-1][keep]).float()
-                loss = loss + F.cross_entropy(logits, target[keep], reduction="sum")
-                n_kept += int(keep.sum())
+
+            def summed(ids: Any, mask: Any, labels: Any) -> tuple[Any, int]:
+                loss = torch.zeros((), device=ids.device)
+                n_kept = 0
+                for rows in split_by_length(mask.sum(1), self.micro_batches):
+                    width = int(mask[rows].sum(1).max())
+                    hidden = decoder(
+                        input_ids=ids[rows, :width],
+                        attention_mask=mask[rows, :width],
+                        use_cache=False,
+                    ).last_hidden_state
+                    target = labels[rows, 1:width]
+                    keep = target != -100
+                    logits = head(hidden[:, :-1][keep]).float()
+                    loss = loss + F.cross_entropy(logits, target[keep], reduction="sum")
+                    n_kept += int(keep.sum())
+                return loss, n_kept
+
+            if ddp:
+                with _forward_as(inner, summed):
+                    loss, n_kept = model(ids, mask, labels)
+            else:
+                loss, n_kept = summed(ids, mask, labels)
             denom = num_items_in_batch if num_items_in_batch is not None else max(n_kept, 1)
             if torch.is_tensor(denom):
                 denom = denom.to(loss.device)
             loss = loss / denom
+            if ddp and num_items_in_batch is not None and self.args.average_tokens_across_devices:
+                # DDP averages the ranks' gradients; each rank's loss is its share of a sum
+                # over the global batch's tokens, so scale back up (as Trainer.compute_loss).
+                loss = loss * self.accelerator.num_processes
             return (loss, {"loss": loss}) if return_outputs else loss
 
     return CompletionTrainer
+
+
+@contextlib.contextmanager
+def _forward_as(module: Any, fn: Callable[..., Any]) -> Iterator[None]:
+    """While the block runs, calling ``module`` runs ``fn`` (so a DDP wrapper around it
+    prepares its gradient all-reduce for what ``fn`` computes)."""
+    module.forward = fn
+    try:
+        yield
+    finally:
+        del module.forward
 
 
 def _make_callback(
@@ -498,6 +452,9 @@ def _make_callback(
             if self.first_step is None:
                 self.first_step = step - 1
             tokens = self.trainer.tokens_seen if self.trainer is not None else 0
+            tokens = distributed.sum_across(tokens)  # every rank logs: a collective is safe
+            if not state.is_world_process_zero:
+                return
             dt = max(now - (self.interval_start or self.last_t), 1e-9)
             self.interval_start = None
             run_s = now - self.started
@@ -564,18 +521,27 @@ def train(
     ``interruptible`` (a job's :meth:`JobContext.interruptible`) wraps the preparation
     (imports, model loading, tokenizing), where a cancel may stop the run at once.
     """
+    if cfg.nproc > 1 and not distributed.is_rank():
+        with (interruptible or contextlib.nullcontext)():
+            validate(cfg)
+        return distributed.launch(
+            cfg, run_dir, resume=resume, progress=progress, should_stop=should_stop
+        )
+    world = distributed.world_size()
+    main = distributed.is_main()
     # Everything up to the first step has nothing to save: a cancel inside it stops at once.
     with (interruptible or contextlib.nullcontext)():
         validate(cfg)
         run_dir = Path(run_dir).resolve()
-        save_config(cfg, run_dir)
+        if world == 1:
+            save_config(cfg, run_dir)  # under DDP the launcher has written it
         ckpt = last_checkpoint(run_dir) if resume else None
-        if not resume and (run_dir / "metrics.jsonl").exists():
+        if main and not resume and (run_dir / "metrics.jsonl").exists():
             (run_dir / "metrics.jsonl").unlink()
         elapsed_before = 0.0
         if ckpt is not None:
             done = json.loads((ckpt / "trainer_state.json").read_text())["global_step"]
-            elapsed_before = _trim_metrics(run_dir, done)
+            elapsed_before = _trim_metrics(run_dir, done) if main else 0.0
 
         import torch
         import transformers
@@ -593,7 +559,7 @@ def train(
         args = TrainingArguments(
             output_dir=str(run_dir / "checkpoints"),
             max_steps=cfg.steps,
-            per_device_train_batch_size=cfg.batch_size,
+            per_device_train_batch_size=cfg.batch_size // world,  # the global batch, split
             gradient_accumulation_steps=cfg.grad_accum,
             learning_rate=cfg.lr,
             lr_scheduler_type=cfg.lr_scheduler,
@@ -612,6 +578,11 @@ def train(
             dataloader_num_workers=0,
             optim="adamw_torch",
             **_checkpointing_args(cfg.gradient_checkpointing),
+            **(
+                {"ddp_backend": "nccl" if torch.cuda.is_available() else "gloo"}
+                if world > 1
+                else {}
+            ),
         )
         callback = _make_callback(run_dir, cfg.steps, progress, should_stop, elapsed_before)
         trainer = _make_trainer_class()(
@@ -645,6 +616,10 @@ def train(
         "bf16": bf16,
         "checkpoint": str(last_checkpoint(run_dir) or ""),
     }
+    if world > 1:
+        result["nproc"] = world
+    if not main:  # rank 0 writes the outputs and the result
+        return result
     if not callback.stopped:
         result.update(_save_outputs(cfg, trainer.model, tok, run_dir))
     storage.write_json(run_dir / "result.json", result)
