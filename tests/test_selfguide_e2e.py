@@ -188,3 +188,30 @@ def test_backend_sampling_is_seeded_and_returns_n_per_prompt(eval_backend: Any) 
     assert all(g.n_tokens <= 6 for r in a for g in r)
     with pytest.raises(BadInput, match="temperature must be > 0"):
         eval_backend.sample(prompts, sampling=Sampling(temperature=0.0), max_new_tokens=4)
+
+
+def test_chunks_of_equal_prompts_draw_different_samples(
+    eval_backend: Any, selfguide_tiny_config: Callable[..., Any], tmp_path: Path
+) -> None:
+    """The first round of inputs sends one prompt ``n_inputs`` times, in chunks of
+    ``CHUNK`` calls; each chunk must get its own seed, or every chunk repeats the first
+    (a served run once kept 1 of 16 inputs that way), and the whole stays reproducible."""
+    from cookbook_core.eval.inference import Sampling
+
+    cfg = selfguide_tiny_config("task1345")
+    runner = selfguide._Runner(cfg, tmp_path, eval_backend, None, None)
+    n = 2 * selfguide.CHUNK
+    s = Sampling(temperature=1.0, top_k=40, n=1, seed=3)
+    first = runner.sample("inputs", ["Write one short question:"] * n, s, 8, n, 0)
+    again = runner.sample("inputs", ["Write one short question:"] * n, s, 8, n, 0)
+    texts = [r[0].text for r in first]
+    assert texts == [r[0].text for r in again]
+    assert texts[: selfguide.CHUNK] != texts[selfguide.CHUNK :], texts
+
+
+def test_derived_seeds_are_distinct_31_bit_and_stable() -> None:
+    from cookbook_core.eval.backends.base import derive_seed
+
+    seeds = {derive_seed(s, i) for s in range(60) for i in range(60)}
+    assert len(seeds) == 3600 and all(0 <= x < 2**31 for x in seeds)
+    assert derive_seed(7, 3) == derive_seed(7, 3) != derive_seed(8, 2)

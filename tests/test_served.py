@@ -257,6 +257,10 @@ def test_served_sampling_is_seeded_with_n_per_prompt(live: server.ServerInfo) ->
     assert [[g.text for g in r] for r in a] == [[g.text for g in r] for r in b]
     assert all(1 <= g.n_tokens <= 6 for r in a for g in r)
     assert len({g.text for g in a[0]}) > 1  # really sampled, not three greedy copies
+    # equal prompts in one call draw different samples (SELF-GUIDE's first round sends
+    # one prompt n times; one seed per request made all n identical)
+    same = be.sample(["Write a question about the sea:"] * 4, sampling=s, max_new_tokens=8)
+    assert len({r[0].text for r in same}) > 1, same
 
 
 def test_selfguide_runs_through_the_server(

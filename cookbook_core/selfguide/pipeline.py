@@ -281,8 +281,10 @@ class _Runner:
         out: list[list[Any]] = []
         for a in range(0, len(prompts), CHUNK):
             chunk = [self.formatted(p) for p in prompts[a : a + CHUNK]]
+            # each chunk its own seed: with one seed, chunks of equal prompts (the first
+            # round of inputs) would repeat each other's samples
             rows = self.backend().sample(
-                chunk, sampling=sampling, max_new_tokens=max_new, stop=stop
+                chunk, sampling=sampling.part(a), max_new_tokens=max_new, stop=stop
             )
             out += rows
             self.progress(stage, base + a + len(chunk), total)

@@ -11,9 +11,10 @@ backend scores the same tokens.  This module runs no model and knows no task.
 
 from __future__ import annotations
 
+import hashlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from cookbook_core.errors import BadInput, CookbookError
@@ -53,6 +54,16 @@ class Generation:
     prompt_truncated: bool = False
 
 
+def derive_seed(seed: int, position: int) -> int:
+    """A 31-bit seed for part ``position`` of work seeded ``seed`` (fits vLLM's seed).
+
+    Hashing rather than adding keeps nearby seeds apart: ``seed + position`` would give
+    round r's second part the seed of round r+1's first.
+    """
+    digest = hashlib.blake2b(f"{seed}:{position}".encode(), digest_size=4).digest()
+    return int.from_bytes(digest, "big") & 0x7FFFFFFF
+
+
 @dataclass(frozen=True)
 class Sampling:
     """Random sampling settings for :meth:`Backend.sample`: ``n`` samples per prompt.
@@ -65,6 +76,12 @@ class Sampling:
     top_k: int | None = None
     n: int = 1
     seed: int = 0
+
+    def part(self, position: int) -> Sampling:
+        """These settings for one part of a call split in parts (a chunk of prompts, one
+        request to a server): the seed becomes :func:`derive_seed` of (seed, position),
+        so equal prompts in different parts draw different samples, reproducibly."""
+        return replace(self, seed=derive_seed(self.seed, position))
 
     def check(self) -> None:
         """Raise ``BadInput`` for settings that cannot sample."""

@@ -10,7 +10,8 @@ of threads so the server batches them continuously:
   BOS; the left cut at ``max_length - max_new_tokens``), so both backends decode
   the same input;
 * **sampling**: ``n`` completions per prompt, temperature / top-k, a seed per
-  request;
+  request derived from the call's seed and the prompt's position (``Sampling.part``),
+  so equal prompts in one call get different samples, as in one transformers batch;
 * **log-likelihood**: the continuation's tokens are scored from the server's
   ``prompt_logprobs`` (a vLLM extension; the whole ``context + continuation`` is
   sent as token ids, cut on the left to ``max_length - 1`` tokens, lm-eval's rule
@@ -300,14 +301,15 @@ class ServedBackend(Backend):
     ) -> list[list[Generation]]:
         sampling.check()
 
-        def one(text: str) -> list[Generation]:
+        def one(item: tuple[int, str]) -> list[Generation]:
+            i, text = item
             prompt, truncated = self._prompt(text, max_new_tokens)
             payload: dict[str, Any] = {
                 "prompt": prompt,
                 "max_tokens": max_new_tokens,
                 "temperature": sampling.temperature,
                 "n": sampling.n,
-                "seed": sampling.seed,
+                "seed": sampling.part(i).seed,
                 "stop": list(stop),
             }
             if sampling.top_k:
@@ -318,4 +320,4 @@ class ServedBackend(Backend):
             choices = sorted(ans["choices"], key=lambda c: c.get("index", 0))
             return [self._generation(c, truncated, len(c.get("token_ids") or [])) for c in choices]
 
-        return self._map(one, list(prompts), progress)
+        return self._map(one, list(enumerate(prompts)), progress)
