@@ -73,6 +73,7 @@ class TemplateEntry:
     line: int
     error: str | None = None
     trusted: bool = False
+    artifacts: tuple[str, ...] = ()  # declared artifact names (``@template(artifacts=...)``)
 
     @property
     def ok(self) -> bool:
@@ -110,6 +111,8 @@ def parse_file(path: Path) -> list[TemplateEntry]:
             kw = {k.arg: _const(k.value) for k in deco.keywords if k.arg}
             task = kw.get("task")
             tasks = (task,) if isinstance(task, str) else tuple(task or ())
+            declared = kw.get("artifacts")
+            names = tuple(str(k) for k in declared) if isinstance(declared, dict) else ()
             found.append(
                 TemplateEntry(
                     name=str(kw.get("name") or node.name),
@@ -119,6 +122,7 @@ def parse_file(path: Path) -> list[TemplateEntry]:
                     file=path,
                     line=node.lineno,
                     trusted=trusted,
+                    artifacts=names,
                 )
             )
     return found

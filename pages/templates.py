@@ -11,7 +11,7 @@ import random
 
 import streamlit as st
 
-from cookbook_core import discovery, paths, tokens
+from cookbook_core import artifacts, discovery, paths, tokens
 from cookbook_core.align import live
 from cookbook_core.errors import BadInput, CookbookError
 from cookbook_core.sandbox import runner as sandbox
@@ -142,6 +142,16 @@ st.subheader(name)
 trust = "trusted" if entry.trusted else "untrusted: runs in the sandbox"
 st.caption(f"{entry.family} · stands for: {', '.join(entry.tasks)} · `{entry.file.name}` · {trust}")
 st.markdown(entry.doc)
+for art in entry.artifacts:  # data files beside the template (cookbook templates artifact)
+    vs = artifacts.versions(entry.file, art)
+    st.caption(
+        f"artifact `{art}`: "
+        + (
+            f"version {vs[-1]} of {len(vs)} in `{artifacts.folder(entry.file).name}/`"
+            if vs
+            else f"no version yet: `cookbook templates artifact draft {name} {art}`"
+        )
+    )
 
 tab_preview, tab_source, tab_edit, tab_draft = st.tabs(["Preview", "Source", "Edit", "Draft"])
 
@@ -163,7 +173,13 @@ with tab_preview:
             samples = tpl.preview_records(vocab_for(space), n, int(seed), values)
         else:
             res = sandbox.run_source(
-                source, name=name, n=n, seed=int(seed), params=values, token_space=space
+                source,
+                name=name,
+                n=n,
+                seed=int(seed),
+                params=values,
+                token_space=space,
+                artifacts=sandbox.file_artifacts(entry.file),
             )
             if not res.ok:
                 raise CookbookError(f"The template failed in the sandbox: {res.error}")
@@ -216,7 +232,9 @@ with tab_edit:
     if b1.button("Preview in sandbox", disabled=bool(problems), key=f"sbx::{name}"):
         with st.spinner("Running in the sandbox…"):
             try:
-                res = sandbox.run_source(draft, n=4, token_space=space)
+                res = sandbox.run_source(
+                    draft, n=4, token_space=space, artifacts=sandbox.file_artifacts(entry.file)
+                )
             except CookbookError as exc:
                 res = sandbox.SandboxResult(False, error_type=type(exc).__name__, message=str(exc))
         if res.ok:

@@ -90,3 +90,28 @@ def test_save_and_duplicate_in_scratch_folder(
     copy = (user_templates / "scratch_copy.py").read_text()
     assert 'name="scratch_copy"' in copy and "def scratch_copy(" in copy
     shutil.rmtree(user_templates)
+
+
+def test_untrusted_template_with_an_artifact_previews_in_the_sandbox(
+    user_templates: Path,
+) -> None:
+    """The page names a declared artifact with no version (and the command that drafts
+    one), then previews with the latest version once there is one."""
+    import json
+
+    from cookbook_core import artifacts
+    from tests.test_artifacts import GROUPS, RHYMER
+
+    path = user_templates / "rhymer.py"
+    path.write_text(RHYMER)
+    at = page()
+    at.sidebar.selectbox(key="tpl_name").set_value("rhymer").run()
+    assert not at.exception, at.exception
+    captions = [c.value for c in at.caption]
+    assert any("cookbook templates artifact draft rhymer rhymes" in c for c in captions)
+    assert any("holds no version" in e.value for e in at.error)
+    artifacts.save(path, "rhymes", json.dumps(GROUPS))
+    at.run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert any("version 1 of 1" in c.value for c in at.caption)
+    assert any("4/4 samples follow the rule" in c.value for c in at.caption)

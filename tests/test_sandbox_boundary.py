@@ -328,6 +328,7 @@ GOOD_TEMPLATE_DESC = {
     "has_checker": True,
     "token_space": None,
     "params": [],
+    "artifacts": {},
 }
 
 

@@ -129,13 +129,7 @@ def cmd_draft(args: argparse.Namespace) -> int:
         f"{', '.join(e.name for e in drafting.examples) or 'none'}",
         file=sys.stderr,
     )
-    backend = asking.open_backend(
-        args.model,
-        base_url=args.base_url,
-        served_model=args.served_model,
-        api_key_env=args.api_key_env,
-        backend=args.backend,
-    )
+    backend = open_backend(args)
     asker = asking.Asker(
         backend,
         max_new_tokens=cfg.max_new_tokens,
@@ -188,20 +182,8 @@ def _print_report(summary: dict[str, Any], saved: Path | None, wanted_save: bool
             print("nothing saved: no candidate passed every stage")
 
 
-def add_templates_commands(tsub: Any) -> None:
-    """Add ``draft`` to the ``cookbook templates`` subcommands."""
-    p = tsub.add_parser(
-        "draft",
-        help="let a language model draft templates for a task (checked in the sandbox)",
-        description="Ask a model for candidate templates for TASK, check each (static checks, "
-        "sandboxed preview, its own checker, its rule on the task's real rows), repair "
-        "failures, and print a ranked table with every failure's reason.",
-    )
-    p.add_argument("--task", required=True, help="task name (e.g. squad, boolq, em_abt_buy)")
-    p.add_argument("--examples", type=int, default=3, help="real rows shown in the prompt")
-    p.add_argument(
-        "--description", help="task description: TEXT or a FILE holding it (default: built in)"
-    )
+def add_endpoint_args(p: argparse.ArgumentParser) -> None:
+    """The options that choose which model answers (shared with ``templates artifact``)."""
     p.add_argument(
         "--model",
         default="default",
@@ -221,6 +203,36 @@ def add_templates_commands(tsub: Any) -> None:
         default="auto",
         help="auto (default): the managed server for --model when one runs, else in-process",
     )
+
+
+def open_backend(args: argparse.Namespace) -> Any:
+    """The backend :func:`add_endpoint_args`'s options choose."""
+    from cookbook_core.drafting import asking
+
+    return asking.open_backend(
+        args.model,
+        base_url=args.base_url,
+        served_model=args.served_model,
+        api_key_env=args.api_key_env,
+        backend=args.backend,
+    )
+
+
+def add_templates_commands(tsub: Any) -> None:
+    """Add ``draft`` to the ``cookbook templates`` subcommands."""
+    p = tsub.add_parser(
+        "draft",
+        help="let a language model draft templates for a task (checked in the sandbox)",
+        description="Ask a model for candidate templates for TASK, check each (static checks, "
+        "sandboxed preview, its own checker, its rule on the task's real rows), repair "
+        "failures, and print a ranked table with every failure's reason.",
+    )
+    p.add_argument("--task", required=True, help="task name (e.g. squad, boolq, em_abt_buy)")
+    p.add_argument("--examples", type=int, default=3, help="real rows shown in the prompt")
+    p.add_argument(
+        "--description", help="task description: TEXT or a FILE holding it (default: built in)"
+    )
+    add_endpoint_args(p)
     p.add_argument("-k", type=int, default=4, help="candidates asked for (default 4)")
     p.add_argument("--rounds", type=int, default=1, help="repair rounds (default 1)")
     p.add_argument("--seed", type=int, default=0, help="sampling and preview seed")

@@ -382,6 +382,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("path")
     p.set_defaults(func=cmd_templates_check)
     importlib.import_module("cookbook_core.cli.draft").add_templates_commands(tsub)
+    importlib.import_module("cookbook_core.cli.artifact").add_templates_commands(tsub)
 
     g = sub.add_parser(
         "generate",

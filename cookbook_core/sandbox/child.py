@@ -187,6 +187,7 @@ def _describe(found: list) -> list[dict]:
             "doc": t.doc,
             "has_checker": t.has_checker,
             "token_space": t.token_space,
+            "artifacts": dict(t.artifacts),
             "params": [
                 {
                     "name": p.name,
@@ -202,6 +203,18 @@ def _describe(found: list) -> list[dict]:
         }
         for t in found
     ]
+
+
+def _parse_artifacts(texts: dict) -> dict:
+    """The artifact texts the parent sent, parsed here, inside the boundary (a drafted
+    artifact is untrusted data: the parent never parses it)."""
+    out = {}
+    for name, text in texts.items():
+        try:
+            out[name] = json.loads(text)
+        except ValueError as exc:
+            raise ValueError(f"artifact {name!r} is not valid JSON: {exc}") from None
+    return out
 
 
 def _read_frame(stream: io.BufferedIOBase) -> bytes | None:
@@ -323,6 +336,9 @@ def main() -> None:
         found = [t for t in vars(module).values() if isinstance(t, Template)]
         if not found:
             raise LookupError("the file defines no @template")
+        supplied = _parse_artifacts(request.get("artifacts") or {})
+        for t in found:  # artifacts come only from the request, never from files here
+            t.supply_artifacts(supplied)
         tpl = found[0]
         if request.get("name"):
             named = [t for t in found if t.name == request["name"]]

@@ -50,11 +50,12 @@ import select
 import subprocess
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from cookbook_core import discovery
+from cookbook_core import artifacts, discovery
+from cookbook_core.artifacts import ArtifactRef
 from cookbook_core.errors import CookbookError
 from cookbook_core.sandbox import boundary, protocol, runner
 from cookbook_core.templates import (
@@ -128,6 +129,9 @@ class SandboxedTemplate:
     source: str
     sha256: str
     guards: bool = True
+    artifacts: dict[str, str] = field(default_factory=dict)  # declared: name -> description
+    # the versions this run uses: name -> (reference, JSON text read, not parsed, here)
+    artifact_texts: dict[str, tuple[ArtifactRef, str]] = field(default_factory=dict)
 
     def resolve_params(self, given: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """Defaults overlaid with ``given``, coerced and range-checked (as a template does)."""
@@ -161,8 +165,14 @@ def describe(path: Path | str, name: str) -> SandboxedTemplate:
         raise TemplateError(f"cannot read template file {path}: {exc}") from None
     sha = hashlib.sha256(data).hexdigest()
     key = (str(path), name, sha, STATIC_CHECKS, IN_PROCESS_GUARDS)
-    if key in _described:
-        return _described[key]
+    if key not in _described:
+        _described[key] = _describe(path, name, source, sha)
+    found = _described[key]
+    texts = artifacts.latest_texts(path, tuple(found.artifacts), name)  # now, not cached
+    return replace(found, artifact_texts=texts)
+
+
+def _describe(path: Path, name: str, source: str, sha: str) -> SandboxedTemplate:
     if STATIC_CHECKS:
         problems = runner.validate_source(source, str(path))
         if problems:
@@ -198,8 +208,8 @@ def describe(path: Path | str, name: str) -> SandboxedTemplate:
         source=source,
         sha256=sha,
         guards=IN_PROCESS_GUARDS,
+        artifacts=dict(t["artifacts"]),
     )
-    _described[key] = described
     return described
 
 
@@ -227,11 +237,18 @@ class SandboxedSource:
     """
 
     def __init__(
-        self, name: str, source: str, *, guards: bool = True, limits: runner.Limits | None = None
+        self,
+        name: str,
+        source: str,
+        *,
+        guards: bool = True,
+        limits: runner.Limits | None = None,
+        artifacts: Mapping[str, str] | None = None,
     ) -> None:
         self.name = name
         self.source = source
         self.guards = guards
+        self.artifacts = dict(artifacts or {})  # name -> JSON text, parsed in the child
         self.limits = limits or LIMITS
         self._proc: subprocess.Popen[bytes] | None = None
         self._owner = 0
@@ -321,6 +338,7 @@ class SandboxedSource:
             "seed": seed,
             "vocab": list(vocab),
             "guards": self.guards,
+            "artifacts": self.artifacts,
         }
         self._send(setup, SETUP_SECONDS)
         answer = self._answer(self._receive(SETUP_SECONDS))

@@ -24,7 +24,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from cookbook_core.templates import FAMILIES
+from cookbook_core.templates import ARTIFACT_NAME, FAMILIES
 
 MAX_DEPTH = 16
 MAX_ITEMS = 10_000
@@ -215,9 +215,16 @@ def _check_description(t: Any, where: str) -> None:
             "has_checker": bool,
             "token_space": (str, type(None)),
             "params": list,
+            "artifacts": dict,
         },
         where,
     )
+    arts = t["artifacts"]
+    if len(arts) > 20 or not all(
+        isinstance(k, str) and ARTIFACT_NAME.fullmatch(k) and isinstance(v, str) and len(v) < 2000
+        for k, v in arts.items()
+    ):
+        raise MalformedResult(f"{where}: artifacts must map up to 20 names to short descriptions")
     if not _IDENT.fullmatch(t["name"]):
         raise MalformedResult(f"{where}: name is not an identifier")
     if t["family"] not in FAMILIES:

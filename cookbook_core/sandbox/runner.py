@@ -48,7 +48,7 @@ import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -325,6 +325,7 @@ def run_source(
     limits: Limits | None = None,
     validate: bool = True,
     in_process_guards: bool = True,
+    artifacts: Mapping[str, str] | None = None,
 ) -> SandboxResult:
     """Validate ``source``, then preview ``n`` samples of its template(s) in the sandbox.
 
@@ -334,7 +335,8 @@ def run_source(
     so a verdict always belongs to a sample the parent has seen.  Both answers are
     validated (:mod:`~cookbook_core.sandbox.protocol`).  ``in_process_guards=False``
     leaves out the in-interpreter audit hook, so tests can show that the OS
-    boundary alone holds.
+    boundary alone holds.  ``artifacts`` maps artifact names to their JSON texts; they
+    are parsed only inside the child (see :mod:`cookbook_core.artifacts`).
 
     Raises :class:`SandboxRejected` when static validation fails and
     :class:`~cookbook_core.sandbox.boundary.BoundaryUnavailable` when the boundary
@@ -359,6 +361,7 @@ def run_source(
         "params": params or {},
         "vocab": list(tokens.load(token_space).tokens),
         "guards": in_process_guards,
+        "artifacts": dict(artifacts or {}),
     }
     # The verdict run's child starts now, so its start-up overlaps the preview run.
     warm = _start_child(limits) if n else None
@@ -391,6 +394,7 @@ def check_source(
     limits: Limits | None = None,
     validate: bool = True,
     in_process_guards: bool = True,
+    artifacts: Mapping[str, str] | None = None,
 ) -> SandboxResult:
     """The rule checker's verdict on ``samples`` the caller supplies, in the sandbox.
 
@@ -418,6 +422,7 @@ def check_source(
         "params": params or {},
         "vocab": [],
         "guards": in_process_guards,
+        "artifacts": dict(artifacts or {}),
         "samples": [
             {"prompt": str(s.get("prompt", "")), "completion": s["completion"], "meta": s["meta"]}
             for s in samples
@@ -429,13 +434,30 @@ def check_source(
 
 
 def preview_file(path: Path | str, **kwargs: Any) -> SandboxResult:
-    """:func:`run_source` on a file's contents."""
+    """:func:`run_source` on a file's contents, with the latest version of every artifact
+    its templates declare (stored beside it; a missing one is a clear ``TemplateError``)."""
     path = Path(path)
     try:
         source = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise BadInput(f"cannot read {path}: {exc}") from None
+    if "artifacts" not in kwargs:
+        kwargs["artifacts"] = file_artifacts(path)
     return run_source(source, **kwargs)
+
+
+def file_artifacts(path: Path | str) -> dict[str, str]:
+    """Name -> JSON text of the latest version of each artifact declared in ``path``
+    (read, never parsed, here)."""
+    from cookbook_core import artifacts, discovery
+
+    out: dict[str, str] = {}
+    for entry in discovery.parse_file(Path(path)):
+        found = artifacts.latest_texts(
+            path, [n for n in entry.artifacts if n not in out], entry.name
+        )
+        out.update({n: text for n, (_, text) in found.items()})
+    return out
 
 
 def _ask(
