@@ -21,6 +21,14 @@ Reported per task: acc and acc_norm of both and their difference (required: with
 predictions), examples/s of both and the speed ratio ours/lm-eval (target >= 1.5).
 The process exits with code 1 when a task misses the 0.5-point parity requirement.
 A JSON report goes to ``--report`` (default ``<home>/cache/bench/eval_vs_lm_eval.json``).
+
+``--end-to-end`` measures what a user waits for instead: per task, ``cookbook eval``
+and ``lm-eval run`` each as a fresh process (interpreter, imports, model load, the rows,
+writing results), alternating which goes first, under each of ``--conditions``:
+``quiet`` (nothing else running) and ``job`` (a LoRA training job of the embedded model
+runs in the background the whole time, as in the studio).  Reported: seconds of both,
+the ratio lm-eval/ours (target >= 2x on every task) and the accuracy of both (equal
+to 0.5 points, or the run exits 1).
 """
 
 from __future__ import annotations
@@ -28,6 +36,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -179,6 +188,147 @@ def _choices(task: Any, rec: dict[str, Any]) -> list[str]:
     return [c[1:] if c.startswith(" ") else c for c in rec["continuations"]]
 
 
+# ----------------------------------------------------------------------------------
+# End to end: both command lines as fresh processes, quiet and beside a training job
+
+E2E_TARGET = 2.0
+
+
+def _timed(argv: list[str], env: dict[str, str], log: Path) -> float:
+    t0 = time.perf_counter()
+    with log.open("w") as fh:
+        rc = subprocess.run(argv, env=env, stdout=fh, stderr=subprocess.STDOUT).returncode
+    seconds = time.perf_counter() - t0
+    if rc != 0:
+        raise SystemExit(f"{argv[0]} ... failed ({rc}); log: {log}")
+    return seconds
+
+
+def ours_cli(task: str, data_dir: Path, limit: int, out: Path, env: dict[str, str]) -> dict:
+    cookbook = str(Path(sys.executable).with_name("cookbook"))
+    argv = [cookbook, "eval", "--task", task, "--limit", str(limit), "--data-dir", str(data_dir)]
+    argv += ["--backend", "transformers", "--out", str(out), "--quiet"]
+    seconds = _timed(argv, env, out.with_suffix(".log"))
+    summary = json.loads((out / "summary.json").read_text())["tasks"][task]["metrics"]
+    return {
+        "seconds": seconds,
+        "acc": summary["acc"]["value"],
+        "acc_norm": summary.get("acc_norm", {}).get("value"),
+    }
+
+
+def lm_eval_cli(
+    task: str, data_file: Path, limit: int, folder: Path, model: Path, batch: int, env: dict
+) -> dict:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"cookbook_{task}.yaml").write_text(
+        json.dumps(lm_eval_task_config(task, data_file), indent=2)
+    )
+    argv = [sys.executable, "-m", "lm_eval", "run", "--model", "hf"]
+    argv += ["--model_args", f"pretrained={model}", "dtype=float32", "--device", "cpu"]
+    argv += ["--tasks", f"cookbook_{task}", "--include_path", str(folder), "--limit", str(limit)]
+    argv += ["--batch_size", str(batch), "--output_path", str(folder / "out"), "-v", "ERROR"]
+    seconds = _timed(argv, env, folder / "run.log")
+    (found,) = sorted((folder / "out").rglob("results_*.json"))[-1:]
+    metrics = json.loads(found.read_text())["results"][f"cookbook_{task}"]
+    return {
+        "seconds": seconds,
+        "acc": metrics.get("acc,none"),
+        "acc_norm": metrics.get("acc_norm,none"),
+    }
+
+
+def start_training_job(tmp: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    """A long LoRA training of the embedded model in the background (its own process)."""
+    cookbook = str(Path(sys.executable).with_name("cookbook"))
+    data = tmp / "job_data"
+    gen = [cookbook, "generate", "-t", "document_qa", "-n", "400", "--out", str(data)]
+    subprocess.run(gen, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    argv = [cookbook, "train", "--data", str(data), "--steps", "100000", "--batch-size", "4"]
+    log = (tmp / "job.log").open("w")
+    proc = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT)
+    time.sleep(20)  # past model loading: the job is training when the first run starts
+    if proc.poll() is not None:
+        raise SystemExit(f"the background training job ended early; log: {tmp / 'job.log'}")
+    return proc
+
+
+def end_to_end(args: argparse.Namespace, names: list[str], data_dir: Path) -> int:
+    from cookbook_core.eval import tasks
+
+    rows: list[dict[str, Any]] = []
+    conditions = [c.strip() for c in args.conditions.split(",") if c.strip()]
+    with tempfile.TemporaryDirectory(prefix="eval_e2e_") as tmp_s:
+        tmp = Path(tmp_s)
+        env = {
+            **os.environ,
+            "COOKBOOK_HOME": str(tmp / "home"),
+            "HF_HUB_OFFLINE": "1",
+            "HF_DATASETS_OFFLINE": "1",
+        }
+        # the model is converted once, before any timing, in the workspace both sides use
+        conv = "from cookbook_core.train import models; print(models.ensure_embedded())"
+        done = subprocess.run([sys.executable, "-c", conv], env=env, capture_output=True, text=True)
+        model = Path(done.stdout.strip().splitlines()[-1])
+        for cond in conditions:
+            job = start_training_job(tmp / f"job_{cond}", env) if cond == "job" else None
+            try:
+                for k, name in enumerate(names):
+                    data_file = data_dir / tasks.get(name).folder / "public_500.jsonl"
+                    where = tmp / cond / name
+                    where.mkdir(parents=True)
+                    runs = {
+                        "ours": lambda n=name, w=where: ours_cli(
+                            n, data_dir, args.limit, w / "ours", env
+                        ),
+                        "lm": lambda n=name, f=data_file, w=where: lm_eval_cli(
+                            n, f, args.limit, w / "lm", model, args.lm_eval_batch_size, env
+                        ),
+                    }
+                    order = ["ours", "lm"] if k % 2 == 0 else ["lm", "ours"]
+                    got = {side: runs[side]() for side in order}
+                    rows.append(_e2e_row(cond, name, got["ours"], got["lm"]))
+            finally:
+                if job is not None:
+                    job.terminate()
+                    job.wait(timeout=60)
+    for cond in conditions:
+        sel = [r for r in rows if r["condition"] == cond]
+        total = sum(r["lm_eval_s"] for r in sel) / sum(r["ours_s"] for r in sel)
+        worst = min(sel, key=lambda r: r["ratio"])
+        verdict = "met" if worst["ratio"] >= E2E_TARGET else "missed"
+        print(
+            f"{cond}: all tasks lm-eval/ours {total:.2f}x; worst {worst['task']} "
+            f"{worst['ratio']:.2f}x (target >= {E2E_TARGET}x on every task: {verdict})"
+        )
+    parity = all(r["acc_diff_points"] <= PARITY_POINTS for r in rows)
+    report = Path(args.report) if args.report else Path(tempfile.gettempdir()) / "eval_e2e.json"
+    report.write_text(json.dumps({"config": vars(args), "rows": rows}, indent=2))
+    print(f"accuracy parity {'OK' if parity else 'FAILED'}; report: {report}")
+    return 0 if parity else 1
+
+
+def _e2e_row(cond: str, task: str, ours: dict, theirs: dict) -> dict[str, Any]:
+    row = {
+        "condition": cond,
+        "task": task,
+        "ours_s": ours["seconds"],
+        "lm_eval_s": theirs["seconds"],
+        "ratio": theirs["seconds"] / ours["seconds"],
+        "ours_acc": ours["acc"],
+        "lm_eval_acc": theirs["acc"],
+        "acc_diff_points": abs(ours["acc"] - theirs["acc"]) * 100,
+        "load_1min": os.getloadavg()[0],
+    }
+    print(
+        f"{cond:<6} {task:<14} ours {row['ours_s']:6.1f} s | lm-eval {row['lm_eval_s']:6.1f} s "
+        f"| lm-eval/ours {row['ratio']:.2f}x | acc {row['ours_acc']:.3f} vs "
+        f"{row['lm_eval_acc']:.3f} | load {row['load_1min']:.1f}",
+        flush=True,
+    )
+    return row
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--limit", type=int, default=50)
@@ -188,6 +338,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--batch-tokens", type=int, default=None)
     ap.add_argument("--threads", type=int, default=None, help="torch threads for both")
     ap.add_argument("--report", default=None)
+    ap.add_argument(
+        "--end-to-end",
+        action="store_true",
+        help="time both command lines as fresh processes (start-up included)",
+    )
+    ap.add_argument(
+        "--conditions",
+        default="quiet,job",
+        help="with --end-to-end: quiet, job (beside a background training job), or both",
+    )
     args = ap.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
@@ -201,6 +361,8 @@ def main(argv: list[str] | None = None) -> int:
     names = [n.strip() for n in args.tasks.split(",") if n.strip()]
     for n in names:
         tasks.get(n)
+    if args.end_to_end:
+        return end_to_end(args, names, data_dir)
     os.environ.setdefault("HF_DATASETS_CACHE", str(paths.cache_dir("bench", "hf_datasets")))
     try:
         from lm_eval.models.huggingface import HFLM

@@ -128,6 +128,27 @@ def parse_file(path: Path) -> list[TemplateEntry]:
     return found
 
 
+def declared_artifacts(source: str) -> dict[str, str]:
+    """``{name: description}`` of the artifacts the ``@template`` declarations in
+    ``source`` declare (literal dicts only), read without running it; empty when the
+    source does not parse."""
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError, MemoryError, RecursionError):
+        return {}
+    out: dict[str, str] = {}
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.FunctionDef):
+            continue
+        for deco in node.decorator_list:
+            if isinstance(deco, ast.Call) and _is_template_call(deco.func):
+                for k in deco.keywords:
+                    value = _const(k.value) if k.arg == "artifacts" else None
+                    if isinstance(value, dict):
+                        out.update({str(n): str(d) for n, d in value.items()})
+    return out
+
+
 def _is_template_call(func: ast.AST) -> bool:
     return (isinstance(func, ast.Name) and func.id == "template") or (
         isinstance(func, ast.Attribute) and func.attr == "template"

@@ -251,3 +251,72 @@ def test_cli_draft_with_the_embedded_model_finishes_with_reasons(
     assert code in (0, 1) and 1 <= len(rounds) <= 2, out
     saved = artifacts.versions(rhymer_file, "rhymes")
     assert (code == 0) == bool(saved) == ("saved" in out and "nothing saved" not in out)
+
+
+# ----------------------------------------------------------------------------------
+# The template drafting loop: a candidate that declares an artifact
+
+
+def _labelled_candidate() -> str:
+    """The stored valid SQuAD draft, changed to read its question label from an artifact."""
+    text = (Path(__file__).parent / "drafting_fixtures" / "valid_fenced.md").read_text()
+    old_deco = '@template(name="squad_draft", family="search", task=("squad",))'
+    new_deco = (
+        '@template(name="squad_labels", family="search", task=("squad",), '
+        'artifacts={"labels": "a JSON list of words that can label a question"})'
+    )
+    old_prompt = "\\n\\nQuestion: {' '.join(question)}"
+    new_prompt = "\\n\\n{rng.choice(artifact('labels'))}: {' '.join(question)}"
+    assert old_deco in text and old_prompt in text
+    text = text.replace(old_deco, new_deco).replace(old_prompt, new_prompt)
+    text = text.replace("def squad_draft(", "def squad_labels(").replace(
+        "@squad_draft.checker", "@squad_labels.checker"
+    )
+    return text.replace("import draw\n", "import artifact, draw\n")
+
+
+@pytest.fixture(scope="module")
+def drafting_session(shared_data: Path) -> Any:
+    from cookbook_core.drafting import checks, loop
+    from cookbook_core.sandbox.runner import Limits
+
+    fast = checks.Settings(n_samples=8, limits=Limits(cpu_seconds=2, wall_seconds=6))
+    cfg = loop.DraftConfig(task="squad", data_dir=str(shared_data), align_rows=40, settings=fast)
+    return loop.Drafting.prepare(cfg)
+
+
+def test_loop_drafts_a_declared_artifact_once_and_saves_it_beside_the_template(
+    drafting_session: Any, tmp_path: Path
+) -> None:
+    from cookbook_core.drafting import saving
+
+    d = drafting_session
+    text = _labelled_candidate()
+    from cookbook_core.drafting.extract import extract_code
+
+    assert discovery.declared_artifacts(extract_code(text) or "") == {
+        "labels": "a JSON list of words that can label a question"
+    }
+    # a stored answer with no model to ask: the template cannot run without its data
+    alone = d.evaluate(text)
+    assert alone.outcome.stage == "preview" and "was not supplied" in alone.outcome.reason
+    # the model answers the artifact request with no JSON: that is the reason given
+    d._asker = StoredAsker(["I cannot write that."])
+    nojson = d.evaluate(text)
+    assert nojson.outcome.stage == "preview"
+    assert nojson.outcome.reason.startswith("artifact 'labels': the model's answer held no JSON")
+    # the model answers with JSON: asked once, checked in the sandbox with the template
+    asker = StoredAsker(['```json\n["Question", "Query", "Ask"]\n```'])
+    d._asker = asker
+    good = d.evaluate(text)
+    d._asker = None
+    assert good.passed, (good.outcome.stage, good.outcome.reason)
+    assert len(asker.prompts) == 1 and 'Write the data file "labels"' in asker.prompts[0]
+    assert good.artifacts == {"labels": '["Question", "Query", "Ask"]'}
+    prompts_seen = {s["prompt"].split("\n\n")[1].split(":")[0] for s in good.outcome.samples}
+    assert prompts_seen <= {"Question", "Query", "Ask"}
+    path = saving.save_candidate(d, good, tmp_path / "user")
+    ref = artifacts.latest(path, "labels")
+    assert ref.version == 1 and json.loads(ref.path.read_text()) == ["Question", "Query", "Ask"]
+    assert artifacts.provenance(ref)["drafted_with"] == f"candidate {good.id}"
+    assert runner.preview_file(path, n=2).ok  # the saved pair runs, sandboxed

@@ -87,16 +87,27 @@ def target(template: str, name: str) -> Target:
 
 def prompt(t: Target) -> str:
     """What the model is asked: the description, the template code, the current shape."""
+    current = None
+    if artifacts.versions(t.file, t.name):
+        _, current = artifacts.latest_texts(t.file, (t.name,), t.template)[t.name]
+    return prompt_for(t.name, t.description, t.source, t.file.name, current)
+
+
+def prompt_for(
+    name: str, description: str, source: str, filename: str = "", current: str | None = None
+) -> str:
+    """The request for artifact ``name`` of the template ``source`` (also used by the
+    template drafting loop for a candidate that declares one)."""
+    where = f" ({filename})" if filename else ""
     parts = [
-        f'Write the data file "{t.name}" that the template below reads with artifact("{t.name}").',
-        f"What it must hold: {t.description}",
+        f'Write the data file "{name}" that the template below reads with artifact("{name}").',
+        f"What it must hold: {description}",
         "Answer with the JSON only, inside one ```json code fence. Use many real entries; "
         "every entry must work with the template's code and pass its checker.",
-        f"The template ({t.file.name}):\n```python\n{t.source.strip()}\n```",
+        f"The template{where}:\n```python\n{source.strip()}\n```",
     ]
-    if artifacts.versions(t.file, t.name):
-        _, text = artifacts.latest_texts(t.file, (t.name,), t.template)[t.name]
-        parts.append(f"The start of the current version:\n```json\n{text[:EXCERPT_CHARS]}\n```")
+    if current is not None:
+        parts.append(f"The start of the current version:\n```json\n{current[:EXCERPT_CHARS]}\n```")
     return "\n\n".join(parts)
 
 

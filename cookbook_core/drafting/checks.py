@@ -43,7 +43,7 @@ Nothing here imports or executes candidate code in this process.
 from __future__ import annotations
 
 import string
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -95,17 +95,28 @@ class Outcome:
         return {**asdict(self), "passed": self.passed, "stage": self.stage}
 
 
-def check_answer(answer: str, rows: Sequence[RealRow], settings: Settings) -> Outcome:
-    """The whole pipeline on a model's answer text."""
+def check_answer(
+    answer: str,
+    rows: Sequence[RealRow],
+    settings: Settings,
+    artifacts: Mapping[str, str] | None = None,
+) -> Outcome:
+    """The whole pipeline on a model's answer text (``artifacts``: name -> JSON text of
+    the data files the template declares, parsed only in the sandbox)."""
     code = extract_code(answer)
     if code is None:
         return Outcome(None).fail("extract", "no code found in the answer (no ```python block)")
-    out = check_source(code, rows, settings)
+    out = check_source(code, rows, settings, artifacts)
     out.passed_stages.insert(0, "extract")
     return out
 
 
-def check_source(source: str, rows: Sequence[RealRow], settings: Settings) -> Outcome:
+def check_source(
+    source: str,
+    rows: Sequence[RealRow],
+    settings: Settings,
+    artifacts: Mapping[str, str] | None = None,
+) -> Outcome:
     """Stages 2-5 on template source code (see the module docstring)."""
     out = Outcome(source)
     problems = sandbox.validate_source(source)
@@ -114,7 +125,11 @@ def check_source(source: str, rows: Sequence[RealRow], settings: Settings) -> Ou
     out.passed_stages.append("static")
 
     res = sandbox.run_source(
-        source, n=settings.n_samples, seed=settings.seed, limits=settings.limits
+        source,
+        n=settings.n_samples,
+        seed=settings.seed,
+        limits=settings.limits,
+        artifacts=artifacts,
     )
     if not res.ok:
         return out.fail("preview", _run_reason(res, "generating samples"))
@@ -127,10 +142,10 @@ def check_source(source: str, rows: Sequence[RealRow], settings: Settings) -> Ou
         return out.fail("preview", "no @checker: the template's rule cannot be checked")
     out.passed_stages.append("preview")
 
-    if not _own_samples(out, source, settings):
+    if not _own_samples(out, source, settings, artifacts):
         return out
     out.passed_stages.append("checker")
-    if not _alignment(out, source, rows, settings):
+    if not _alignment(out, source, rows, settings, artifacts):
         return out
     out.passed_stages.append("alignment")
     return out
@@ -185,7 +200,9 @@ def corrupted(samples: Sequence[dict[str, Any]]) -> list[str]:
     return out
 
 
-def _own_samples(out: Outcome, source: str, settings: Settings) -> bool:
+def _own_samples(
+    out: Outcome, source: str, settings: Settings, artifacts: Mapping[str, str] | None
+) -> bool:
     verdicts = [s.get("follows_rule") for s in out.samples]
     rejected = [i for i, v in enumerate(verdicts) if v is not True]
     out.scores["self_accept"] = 1 - len(rejected) / len(verdicts)
@@ -207,7 +224,7 @@ def _own_samples(out: Outcome, source: str, settings: Settings) -> bool:
     if not asked:
         out.fail("checker", "no corrupted answer could be made to test the checker")
         return False
-    res = sandbox.check_source(source, asked, limits=settings.limits)
+    res = sandbox.check_source(source, asked, limits=settings.limits, artifacts=artifacts)
     if not res.ok:
         out.fail("checker", _run_reason(res, "checking corrupted answers"))
         return False
@@ -227,8 +244,14 @@ def _own_samples(out: Outcome, source: str, settings: Settings) -> bool:
 # Stage 5: the rule on real rows
 
 
-def _alignment(out: Outcome, source: str, rows: Sequence[RealRow], settings: Settings) -> bool:
-    scores = measure_rows(source, rows, settings)
+def _alignment(
+    out: Outcome,
+    source: str,
+    rows: Sequence[RealRow],
+    settings: Settings,
+    artifacts: Mapping[str, str] | None,
+) -> bool:
+    scores = measure_rows(source, rows, settings, artifacts)
     if "error" in scores:
         out.fail("alignment", scores.pop("error"))
         return False
@@ -249,7 +272,12 @@ def _alignment(out: Outcome, source: str, rows: Sequence[RealRow], settings: Set
     return True
 
 
-def measure_rows(source: str, rows: Sequence[RealRow], settings: Settings) -> dict[str, Any]:
+def measure_rows(
+    source: str,
+    rows: Sequence[RealRow],
+    settings: Settings,
+    artifacts: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
     """A template's checker on real rows, in the sandbox: ``alignment`` (share of rows
     where it accepts a gold answer), ``wrong_accept`` (share of rows with a wrong answer
     where it accepts that), ``rows``; or ``{"error": reason}``.  Works for any template
@@ -272,7 +300,7 @@ def measure_rows(source: str, rows: Sequence[RealRow], settings: Settings) -> di
         memory_mb=settings.limits.memory_mb,
     )
     try:
-        res = sandbox.check_source(source, asked, limits=limits)
+        res = sandbox.check_source(source, asked, limits=limits, artifacts=artifacts)
     except sandbox.SandboxRejected as exc:
         return {"error": f"rejected: {exc}"}
     if not res.ok:

@@ -219,6 +219,7 @@ def candidate_dict(c: Candidate) -> dict[str, Any]:
         "finish": c.finish,
         "answered_by": dict(c.answered_by),
         "history": list(c.history),
+        "artifacts": dict(c.artifacts),
     }
 
 
@@ -242,6 +243,7 @@ def candidate_from_dict(d: dict[str, Any]) -> Candidate:
         outcome,
         dict(d.get("answered_by") or {}),
         list(d.get("history") or []),
+        {str(k): str(v) for k, v in (d.get("artifacts") or {}).items()},
     )
 
 

@@ -88,6 +88,8 @@ class Candidate:
     outcome: Outcome
     answered_by: dict[str, Any]
     history: list[str] = field(default_factory=list)  # earlier attempts of this line
+    # the data files its code declares, drafted once by the same model: name -> JSON text
+    artifacts: dict[str, str] = field(default_factory=dict)
 
     @property
     def passed(self) -> bool:
@@ -146,6 +148,7 @@ class Drafting:
         self.answered_by: dict[str, Any] = {}
         self.elapsed_s = 0.0
         self._baseline: dict[str, Any] | None = None
+        self._asker: Asker | None = None  # set by run(): also asked for declared artifacts
 
     @classmethod
     def prepare(cls, cfg: DraftConfig) -> Drafting:
@@ -178,9 +181,21 @@ class Drafting:
         finish: str = "given",
         parent: Candidate | None = None,
         index: int | None = None,
+        artifacts: dict[str, str] | None = None,
     ) -> Candidate:
-        """Put one answer text through the pipeline and keep it as a candidate."""
-        outcome = check_answer(answer, self.rows.measured, self.cfg.settings)
+        """Put one answer text through the pipeline and keep it as a candidate.
+
+        ``artifacts`` (name -> JSON text) are the data files the code declares; when
+        None and the loop has a model (:meth:`run`), each declared one is asked for
+        once (:meth:`draft_artifacts`)."""
+        missing: list[str] = []
+        if artifacts is None:
+            artifacts, missing = self.draft_artifacts(answer)
+        outcome = check_answer(answer, self.rows.measured, self.cfg.settings, artifacts)
+        if missing and not outcome.passed and outcome.stage == "preview":
+            outcome.reason = (
+                f"artifact {missing[0]!r}: the model's answer held no JSON ({outcome.reason})"
+            )
         if not outcome.passed and finish == "length" and outcome.reason:
             outcome.reason += " (the answer was cut off at the token limit)"
         if parent is None:
@@ -203,9 +218,30 @@ class Drafting:
             outcome,
             dict(answered_by or {"model": "none (answer given as text)"}),
             history,
+            dict(artifacts),
         )
         self.candidates.append(c)
         return c
+
+    def draft_artifacts(self, answer: str) -> tuple[dict[str, str], list[str]]:
+        """Ask the loop's model once for each artifact the answer's code declares: the
+        JSON texts found (never parsed here) and the names with no JSON in the answer.
+        Nothing is asked without a model (a stored answer) or declarations."""
+        from cookbook_core.discovery import declared_artifacts
+        from cookbook_core.drafting import artifact
+        from cookbook_core.drafting.extract import extract_code
+
+        asker = self._asker
+        code = extract_code(answer) if asker is not None else None
+        declared = declared_artifacts(code) if code else {}
+        texts: dict[str, str] = {}
+        for i, (name, desc) in enumerate(sorted(declared.items())):
+            ask = artifact.prompt_for(name, desc, code or "")
+            got = asker.ask([ask], 1, self.cfg.seed * 7919 + i)[0][0]  # type: ignore[union-attr]
+            text = artifact.extract_json(got.text)
+            if text is not None:
+                texts[name] = text
+        return texts, [n for n in sorted(declared) if n not in texts]
 
     # -- the loop -------------------------------------------------------------------
 
@@ -213,6 +249,7 @@ class Drafting:
         """Ask for ``k`` candidates, check them, repair failures for up to ``rounds``."""
         started = time.perf_counter()
         note = progress or (lambda *a, **k: None)
+        self._asker = asker
         self.answered_by = {"model": self.cfg.model, **describe_backend(asker.backend)}
         note("prompt", chars=len(self.prompt), prompt_hash=self.prompt_hash)
         note("asking", round=0, prompts=1, k=self.cfg.k)

@@ -31,7 +31,7 @@ import datetime as dt
 from pathlib import Path
 from typing import Any
 
-from cookbook_core import discovery, paths
+from cookbook_core import artifacts, discovery, paths
 from cookbook_core.drafting.checks import check_source
 from cookbook_core.drafting.loop import Candidate, Drafting
 from cookbook_core.errors import BadInput
@@ -125,7 +125,9 @@ def save_candidate(
         )
     when = now or dt.datetime.now(dt.UTC)
     stamped = stamp(candidate.outcome.source, provenance_lines(drafting, candidate, when))
-    again = check_source(stamped, drafting.rows.measured, drafting.cfg.settings)
+    again = check_source(
+        stamped, drafting.rows.measured, drafting.cfg.settings, candidate.artifacts
+    )
     if not again.passed:
         raise NotSaveable(
             f"candidate {candidate.id} did not pass again as it would be saved: "
@@ -141,7 +143,20 @@ def save_candidate(
                 f"a template named {name!r} already exists in {entry.file}: rename the draft "
                 "or remove that file before saving"
             )
-    return sandbox.save_template(name, stamped, folder)
+    path = sandbox.save_template(name, stamped, folder)
+    for art, text in sorted(candidate.artifacts.items()):  # checked with it just above
+        artifacts.save(
+            path,
+            art,
+            text,
+            {
+                "made_by": "model",
+                "model": candidate.answered_by,
+                "drafted_with": f"candidate {candidate.id}",
+                "date": when.isoformat(timespec="seconds"),
+            },
+        )
+    return path
 
 
 def save_best(drafting: Drafting, folder: Path | None = None) -> tuple[Candidate, Path]:

@@ -247,6 +247,38 @@ def test_alignment_page(page, studio: str, shared_data: Path) -> None:
     shoot(page, "alignment")
 
 
+@pytest.mark.serve
+def test_alignment_page_asks_the_server_live(page, studio: str, embedded_model: Path) -> None:
+    """With a vLLM server running, "Generate now" on the Alignment page asks the base
+    model and the adapter trained above for the example in view, through the server (the
+    adapter is loaded into it by name), and shows the answers in a new table."""
+    from cookbook_core.serve import env as serve_env
+    from cookbook_core.serve import server
+
+    if not serve_env.serve_python().is_file():
+        msg = f"the serving environment is missing ({serve_env.serve_python()})"
+        pytest.fail(msg) if os.environ.get("CI") else pytest.skip(msg)
+    info = server.start(
+        "default", name="e2e", port=_free_port(), owner_pid=os.getpid(), timeout=600
+    )
+    try:
+        before = set(server.loaded_models(info))
+        open_page(page, studio, "Alignment")
+        page.get_by_text("Ask the models now").wait_for()
+        tables = page.locator('[data-testid="stDataFrame"]').count()
+        page.get_by_role("button", name="Generate now").click()
+        page.wait_for_function(
+            f"document.querySelectorAll('[data-testid=\"stDataFrame\"]').length > {tables}",
+            timeout=300_000,
+        )
+        added = set(server.loaded_models(info)) - before
+        assert len(added) == 1, (before, added)  # the adapter, loaded by the page's request
+        shoot(page, "alignment-live")
+    finally:
+        stopped = server.stop("e2e")
+        assert stopped is not None and stopped.state == "stopped"
+
+
 def test_jobs_page(page, studio: str) -> None:
     open_page(page, studio, "Jobs")
     page.locator('[data-testid="stDataFrame"]').first.wait_for()
