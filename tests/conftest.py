@@ -104,9 +104,14 @@ def eval_backend(embedded_model: Path):
 # ----------------------------------------------------------------------------------
 # SELF-GUIDE (issue 6)
 
+# The 135M model writes mostly noise when asked for new task inputs, so a tiny run keeps
+# one or two examples.  With 8 inputs, seeds 1-5 each kept 2 pairs of task738 (seed 0
+# none: every input fell to the noise filter or the label check); the tiny runs test the
+# pipeline's mechanics, not the model.
 SELFGUIDE_TINY: dict[str, Any] = {
-    "n_inputs": 4,
-    "round_size": 4,
+    "seed": 1,
+    "n_inputs": 8,
+    "round_size": 8,
     "n_outputs": 2,
     "input_max_new_tokens": 40,
     "output_max_new_tokens": 12,

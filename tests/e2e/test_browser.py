@@ -248,12 +248,20 @@ def test_alignment_page(page, studio: str, shared_data: Path) -> None:
 
 
 @pytest.mark.serve
-def test_alignment_page_asks_the_server_live(page, studio: str, embedded_model: Path) -> None:
+def test_alignment_page_asks_the_server_live(
+    page, studio: str, embedded_model: Path, tiny_dataset: Path, _workspace: Path
+) -> None:
     """With a vLLM server running, "Generate now" on the Alignment page asks the base
-    model and the adapter trained above for the example in view, through the server (the
-    adapter is loaded into it by name), and shows the answers in a new table."""
+    model and a trained adapter (the Training page's, or one made here when this test runs
+    alone) for the example in view, through the server (the adapter is loaded into it by
+    name), and shows the answers in a new table."""
     from cookbook_core.serve import env as serve_env
     from cookbook_core.serve import server
+    from cookbook_core.train import adapters, training
+
+    if not adapters.list_adapters():
+        cfg = training.TrainConfig(data=str(tiny_dataset), steps=2, batch_size=4, lora_r=4)
+        training.train(cfg, _workspace / "runs" / "e2e-live-adapter")
 
     if not serve_env.serve_python().is_file():
         msg = f"the serving environment is missing ({serve_env.serve_python()})"
