@@ -164,3 +164,22 @@ def test_light_commands_import_nothing_heavy(argv: list[str]) -> None:
     )
     assert res.returncode == 0, res.stderr
     assert res.stdout.strip().splitlines()[-1] == "HEAVY="
+
+
+def test_serve_start_ticker_rewrites_a_terminal_line_and_logs_every_15_s(capsys) -> None:
+    from cookbook_core.cli.serve import start_progress
+
+    tick = start_progress(quiet=False, tty=False)
+    for s in (0, 0.5, 1, 14.9, 15, 29, 31, 31.5):
+        tick(s)
+    assert capsys.readouterr().err.splitlines() == [
+        "starting vLLM (0 s)",
+        "starting vLLM (15 s)",
+        "starting vLLM (31 s)",
+    ]
+    tty = start_progress(quiet=False, tty=True)
+    tty(1)
+    tty(2)
+    assert capsys.readouterr().err == "\rstarting vLLM (1 s)\rstarting vLLM (2 s)"
+    start_progress(quiet=True, tty=True)(3)
+    assert capsys.readouterr().err == ""

