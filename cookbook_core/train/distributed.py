@@ -277,7 +277,19 @@ def main(argv: list[str] | None = None) -> int:
     res = training.train(cfg, run_dir, resume=args.resume, should_stop=collective_stop(run_dir))
     if is_main():
         print(f"rank 0: {res['status']} at step {res['step']}", flush=True)
+    _leave_group()
     return 0
+
+
+def _leave_group() -> None:
+    """Wait for every rank (rank 0 may still be writing the adapter), then take the process
+    group down.  A rank that exits while the group is up can abort in gloo's teardown
+    ("terminate called without an active exception", SIGABRT), failing a finished run."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
 
 
 if __name__ == "__main__":
