@@ -90,8 +90,14 @@ def versions(template_file: str | Path, name: str) -> list[int]:
 
 def ref(template_file: str | Path, name: str, version: int) -> ArtifactRef:
     """Version ``version`` of ``name`` (hashed now)."""
+    return _read_version(template_file, name, version)[0]
+
+
+def _read_version(template_file: str | Path, name: str, version: int) -> tuple[ArtifactRef, bytes]:
+    """Version ``version`` of ``name`` and its bytes, read once (hash and content agree)."""
     path = folder(template_file) / f"{check_name(name)}.v{version}.json"
-    return ArtifactRef(name, version, hashlib.sha256(read_bytes(path)).hexdigest(), path)
+    data = read_bytes(path)
+    return ArtifactRef(name, version, hashlib.sha256(data).hexdigest(), path), data
 
 
 def read_bytes(path: Path) -> bytes:
@@ -107,8 +113,7 @@ def read_bytes(path: Path) -> bytes:
         raise TemplateError(f"cannot read artifact {path}: {exc}") from None
 
 
-def latest(template_file: str | Path, name: str, template: str = "") -> ArtifactRef:
-    """The highest stored version of ``name``; :class:`MissingArtifact` when there is none."""
+def _latest_version(template_file: str | Path, name: str, template: str) -> int:
     vs = versions(template_file, name)
     if not vs:
         who = f"template {template!r}" if template else str(template_file)
@@ -117,7 +122,12 @@ def latest(template_file: str | Path, name: str, template: str = "") -> Artifact
             f"version of it: draft one with `cookbook templates artifact draft "
             f"{template or '<template>'} {name}`, or save a JSON file there as {name}.v1.json"
         )
-    return ref(template_file, name, vs[-1])
+    return vs[-1]
+
+
+def latest(template_file: str | Path, name: str, template: str = "") -> ArtifactRef:
+    """The highest stored version of ``name``; :class:`MissingArtifact` when there is none."""
+    return ref(template_file, name, _latest_version(template_file, name, template))
 
 
 def latest_texts(
@@ -127,20 +137,19 @@ def latest_texts(
     is only decoded here, never parsed (the child parses it)."""
     out: dict[str, tuple[ArtifactRef, str]] = {}
     for n in names:
-        found = latest(template_file, n, template)
+        found, data = _read_version(template_file, n, _latest_version(template_file, n, template))
         try:
-            text = read_bytes(found.path).decode("utf-8")
+            out[n] = (found, data.decode("utf-8"))
         except UnicodeDecodeError as exc:
             raise TemplateError(f"artifact {found.path} is not UTF-8 text: {exc}") from None
-        out[n] = (found, text)
     return out
 
 
 def load(template_file: str | Path, name: str, template: str = "") -> Any:
     """The parsed data of the latest version (trusted templates only: read in-process)."""
-    found = latest(template_file, name, template)
+    found, data = _read_version(template_file, name, _latest_version(template_file, name, template))
     try:
-        return json.loads(read_bytes(found.path))
+        return json.loads(data)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise TemplateError(f"artifact {found.path} is not valid JSON: {exc}") from None
 

@@ -62,6 +62,7 @@ class Target:
     file: Path
     source: str
     trusted: bool
+    declared: tuple[str, ...] = ()  # every artifact the template declares (this one too)
 
 
 def target(template: str, name: str) -> Target:
@@ -82,7 +83,7 @@ def target(template: str, name: str) -> Target:
     if not found.ok:
         raise BadInput(f"template {template!r} does not load in the sandbox: {found.error}")
     desc = next(t for t in found.templates if t["name"] == template)["artifacts"].get(name, "")
-    return Target(template, name, desc, entry.file, source, entry.trusted)
+    return Target(template, name, desc, entry.file, source, entry.trusted, entry.artifacts)
 
 
 def prompt(t: Target) -> str:
@@ -144,9 +145,7 @@ def check(t: Target, text: str, *, n_samples: int = 16, seed: int = 0) -> Attemp
     the JSON, the template draws ``n_samples`` samples, its checker judges each."""
     if len(text.encode("utf-8")) > artifacts.MAX_BYTES:
         return Attempt(0, "", text, "extract", f"larger than {artifacts.MAX_BYTES:,} bytes")
-    others = artifacts.latest_texts(
-        t.file, tuple(n for n in discovery.find(t.template).artifacts if n != t.name), t.template
-    )
+    others = artifacts.latest_texts(t.file, tuple(n for n in t.declared if n != t.name), t.template)
     given = {n: txt for n, (_, txt) in others.items()} | {t.name: text}
     res = runner.run_source(
         t.source, name=t.template, n=n_samples, seed=seed, validate=not t.trusted, artifacts=given
