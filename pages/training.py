@@ -9,6 +9,7 @@ import streamlit as st
 from cookbook_core import configs, dataset_io
 from cookbook_core.errors import CookbookError
 from cookbook_core.jobs import store as jobs
+from cookbook_core.selfguide import natural_rows
 from cookbook_core.studio import jobs as studio_jobs
 from cookbook_core.studio import widgets as studio_widgets
 from cookbook_core.train import training
@@ -93,9 +94,10 @@ with st.container(border=True):
         natural = n1.text_input(
             "Natural-language rows to mix in (optional)",
             key="tr_natural",
-            placeholder="/path/to/natural.jsonl or a dataset folder",
+            placeholder="sni, /path/to/natural.jsonl or a dataset folder",
             help="Prompt/completion rows of ordinary instructions, added to the template data "
-            "(the paper mixes 128 to keep the model's general ability)",
+            "(the paper mixes 128 to keep the model's general ability); sni: the held-in "
+            "validation rows of the SELF-GUIDE task pack in the evaluation data",
         )
         natural_n = n2.number_input(
             "How many", key="tr_natural_n", **configs.widget(TrainConfig, "natural_n")
@@ -118,7 +120,7 @@ with st.container(border=True):
                 save_every=save_every,
                 seed=seed,
                 max_samples=configs.from_widget(TrainConfig, "max_samples", max_samples),
-                natural_data=natural.strip() or None,
+                natural_data=natural_rows.resolve(natural.strip() or None),
                 natural_n=natural_n,
                 nproc=nproc,
             )

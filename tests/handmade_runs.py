@@ -64,6 +64,20 @@ def squad_record(example_id: str, answer: str, golds: Sequence[str]) -> dict[str
     }
 
 
+def em_record(example_id: str, pred: str, gold: str) -> dict[str, Any]:
+    """An entity-matching (em_*) record: the parsed answer ``pred`` against ``gold``."""
+    return {
+        "id": example_id,
+        "prompt": f"Entity A: ...\nEntity B: ...\n{example_id}?",
+        "generation": pred.capitalize(),
+        "finish": "stop",
+        "n_tokens": 1,
+        "prompt_truncated": False,
+        "gold": gold.capitalize(),
+        "scores": {"pred": pred, "gold": gold, "accuracy": float(pred == gold)},
+    }
+
+
 def write_run(
     run_dir: Path,
     records: Mapping[str, Sequence[Mapping[str, Any]]],
@@ -86,10 +100,14 @@ def write_run(
     for task_name, recs in records.items():
         task = tasks.get(task_name)
         metrics = {}
+        items = [r["scores"] for r in recs]
         for m in task.metrics:
-            values = [float(r["scores"][m]) for r in recs]
-            lo, hi = scoring.bootstrap_mean_ci(values, n=200, seed=0)
-            metrics[m] = {"value": sum(values) / len(values), "ci95": [lo, hi]}
+            if task.is_mean(m):
+                values = [float(i[task.metric(m).mean_of or m]) for i in items]
+                lo, hi = scoring.bootstrap_mean_ci(values, n=200, seed=0)
+            else:
+                lo, hi = scoring.bootstrap_ci(items, task.aggregate(m), n=200, seed=0)
+            metrics[m] = {"value": task.aggregate(m)(items), "ci95": [lo, hi]}
         summary["tasks"][task_name] = {
             "metrics": metrics,
             "n": len(recs),

@@ -317,6 +317,35 @@ def test_cli_report_lines(drafted: Any, capsys: pytest.CaptureFixture[str]) -> N
     assert hand["examples"] == len(d.rows.measured) and 0 < hand["gold_alignment"] < 1
 
 
+def test_finished_run_is_recorded_for_the_results_page(
+    drafted: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cookbook_core.cli import draft as cli_draft
+    from cookbook_core.drafting import record
+    from cookbook_core.experiments import report
+
+    monkeypatch.setenv("COOKBOOK_HOME", str(tmp_path / "home"))
+    d, got = drafted
+    cmd = record.command(d.cfg, "served")
+    assert cmd.startswith("cookbook templates draft --task squad -k ")
+    assert "--backend served" in cmd and "--align-rows 60" in cmd
+    older = record.store({**d.summary(), "best": None}, cmd)
+    newer = record.store(d.summary(), cmd, cli_draft.handwritten_alignment(d))
+    assert older != newer  # two runs within a second keep both files
+    (latest,) = record.latest()
+    assert latest["best"] == got["valid_fenced.md"].id  # the newer one
+    c = report.collect()
+    text = report.render(c)
+    assert "## Template drafting: candidates through the checks" in text
+    # the funnel of the five stored answers: 5 found, 4 past static, 3 preview, 2, 1
+    assert "| squad | " in text and "| 5 | 5 | 4 | 3 | 2 | 1 |" in text
+    assert f"best candidate {latest['best']}" in text
+    assert "failed at alignment (1), checker (1), preview (1), static (1)" in text
+    assert f"`{cmd}`" in text
+    path = report.write_report(tmp_path / "docs", collected=c)  # drafts alone are enough
+    assert "Template drafting" in path.read_text()
+
+
 # ----------------------------------------------------------------------------------
 # The real embedded model
 

@@ -105,3 +105,14 @@ def test_natural_rows_go_into_the_job(tiny_dataset: Path, tmp_path: Path) -> Non
     finally:
         if jobs.get(job.id).active:
             jobs.cancel(job.id, force=True)
+    # "sni": the SELF-GUIDE pack's held-in validation rows, written once as a file
+    at.text_input(key="tr_natural").input("sni").run()
+    at.button(key="tr_go").click().run()
+    assert not at.error, [e.value for e in at.error]
+    job = jobs.get(at.session_state["tr_pick"])
+    try:
+        assert job.config["natural_data"].endswith("natural/sni-validation-seed0.jsonl")
+        assert Path(job.config["natural_data"]).is_file()
+    finally:
+        if jobs.get(job.id).active:
+            jobs.cancel(job.id, force=True)

@@ -243,3 +243,62 @@ def test_mixing_page_shows_the_protocol_with_interval_bars(cfg: sweep.SweepConfi
     assert any(str(t.iloc[-1, 0]).startswith("paper") for t in tables)
     specs = [c.proto.spec for c in at.get("plotly_chart")]
     assert any("paired 95% interval" in s and '"error_y"' in s for s in specs)
+
+
+def test_set_level_metric_gets_paired_intervals(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Entity matching's F1 has no per-example value: the protocol and the single-template
+    gains recompute it on each resample of the shared examples (paired), instead of
+    dropping the interval or failing."""
+    from cookbook_core.experiments import core as experiments
+    from cookbook_core.experiments import report
+    from tests.handmade_runs import em_record
+
+    monkeypatch.setenv("COOKBOOK_HOME", str(tmp_path / "home"))
+    E = "entity_matching"
+    ids = [f"m{i}" for i in range(40)]
+    gold = ["yes" if i < 10 else "no" for i in range(40)]
+    says_yes = {"base": set(), E: set(range(8)) | {30}, A: set(), f"{A}+{E}": set(range(4))}
+    c = sweep.new("emset", [A, E], ["em_abt_buy"], n=8, train={"steps": 1}, pairs=True)
+    sweep.save(c)
+    st = sweep.settings(c)
+    for spec in sweep.plan(c):
+        yes = says_yes[spec.name]
+        recs = [
+            em_record(e, "yes" if i in yes else "no", g)
+            for i, (e, g) in enumerate(zip(ids, gold, strict=True))
+        ]
+        write_cell(spec, st, {"em_abt_buy": recs})
+    scores = protocol.collect_scores(c, n_boot=200)
+    j = scores.tasks.index("em_abt_buy")
+    # F1 of "yes": 8 true positives, 1 false positive, 2 missed -> 16/19
+    assert scores.point[scores.at(E), j] == pytest.approx(16 / 19)
+    assert scores.point[scores.at("base"), j] == 0.0
+    assert not np.isnan(scores.reps[:, :, j]).any()
+    res = protocol.run(c, n_boot=200)
+    pair = next(r for r in res["fit"] if r["mixture"] == f"{A}+{E}")
+    # predicted (0 + 16/19) / 2, observed F1 8/14 (4 true positives, 6 missed)
+    assert pair["error_points"] == pytest.approx(100 * (8 / 14 - 8 / 19))
+    assert pair["error_lo"] <= pair["error_points"] <= pair["error_hi"]
+    g = experiments.paired_metric_gain(
+        "em_abt_buy",
+        "f1",
+        sweep_items(c, "base"),
+        sweep_items(c, E),
+        n_boot=500,
+    )
+    assert g["gain"] == pytest.approx(100 * 16 / 19)
+    assert 0 < g["lo"] <= g["gain"] <= g["hi"]
+    # the results page's single-template rows read it too (no per-example value needed)
+    mres = {"name": "emset", "sweep": c.to_dict(), "seconds": {}}
+    rows = report.sweep_single_rows([mres])
+    row = rows[(rows.template == E) & (rows.task == "em_abt_buy")].iloc[0]
+    assert row["gain"] == pytest.approx(100 * 16 / 19) and row["gain_ci"][0] > 0
+
+
+def sweep_items(c: sweep.SweepConfig, name: str) -> dict:
+    from cookbook_core.mix import cells
+
+    spec = next(s for s in sweep.plan(c) if s.name == name)
+    return cells.example_items(spec, sweep.settings(c), "em_abt_buy")

@@ -11,7 +11,8 @@ how many candidates passed each stage.  The shipped template for the task is sho
 on the same rows twice: measured like a draft (its checker, in the sandbox) and with
 its hand-written natural-text rule from ``align.alignment``.  ``--save`` writes the
 best passing candidate into the user's (untrusted) template folder with provenance;
-nothing is saved when none passed.  ``--show-prompt`` prints the prompt and asks no
+nothing is saved when none passed.  Each finished run's summary is kept for the
+results page (:mod:`cookbook_core.drafting.record`).  ``--show-prompt`` prints the prompt and asks no
 model.  Exit codes: 0 when a candidate passed, 1 when none did, 2 for bad input.
 This module parses options and prints; the work is in ``cookbook_core.drafting``.
 """
@@ -114,7 +115,7 @@ def print_table(table: list[dict[str, Any]], width: int = 110) -> None:
 
 
 def cmd_draft(args: argparse.Namespace) -> int:
-    from cookbook_core.drafting import asking, saving
+    from cookbook_core.drafting import asking, record, saving
     from cookbook_core.drafting.loop import Drafting
 
     cfg = _config(args)
@@ -139,6 +140,11 @@ def cmd_draft(args: argparse.Namespace) -> int:
     drafting.run(asker, progress=None if args.quiet else print_progress)
     summary = drafting.summary()
     summary["baseline_handwritten"] = handwritten_alignment(drafting)
+    record.store(
+        summary,
+        record.command(cfg, args.backend, args.base_url),
+        summary["baseline_handwritten"],
+    )
     saved: Path | None = None
     if args.save:
         best = drafting.best()

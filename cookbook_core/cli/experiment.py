@@ -69,7 +69,15 @@ def _run(kind: str, cfg: Any, args: argparse.Namespace) -> int:
 
 def cmd_single(args: argparse.Namespace) -> int:
     from cookbook_core.experiments import core as experiments
+    from cookbook_core.selfguide import natural_rows as natural
 
+    extra: dict[str, Any] = {}
+    if args.natural_data:
+        extra["natural_data"] = natural.resolve(args.natural_data, args.data_dir)
+        extra["natural_n"] = args.natural_n or natural.DEFAULT_N
+    elif args.natural_n:
+        print("cookbook: --natural-n needs --natural-data (e.g. --natural-data sni)")
+        return 2
     cfg = experiments.SingleTaskConfig(
         template=args.template,
         tasks=args.task,
@@ -80,6 +88,7 @@ def cmd_single(args: argparse.Namespace) -> int:
         limit=args.limit,
         data_dir=args.data_dir,
         name=args.name,
+        train_extra=extra,
     )
     return _run("single-task", cfg, args)
 
@@ -168,7 +177,17 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--batch-size", type=int)
     p.add_argument("--limit", type=int, default=100, help="evaluation rows per task")
     p.add_argument("--data-dir", help="evaluation data folder (default: $COOKBOOK_EVAL_DATA)")
-    p.add_argument("--name", help="experiment name (default: single-TEMPLATE)")
+    p.add_argument(
+        "--natural-data",
+        help="natural-language prompt/completion rows mixed into the fine-tune: a JSONL or "
+        "dataset folder, or sni (the SELF-GUIDE pack's held-in validation rows)",
+    )
+    p.add_argument(
+        "--natural-n", type=int, help="natural rows mixed in (default 128 with --natural-data)"
+    )
+    p.add_argument(
+        "--name", help="experiment name (default: single-TEMPLATE, -naturalN with natural rows)"
+    )
     p.add_argument("--background", action="store_true", help="queue as a resumable job")
     p.add_argument("--quiet", action="store_true")
     add_executor_arguments(p)

@@ -25,11 +25,15 @@ def _train_config(args: argparse.Namespace) -> dict[str, Any]:
     """The ``train`` job's config: every declared flag, plus ``--full`` and the LoRA alpha
     (2 x rank unless given)."""
     from cookbook_core import configs
+    from cookbook_core.selfguide import natural_rows
     from cookbook_core.train.config import TrainConfig, lora_alpha_for
 
     alpha = args.lora_alpha if args.lora_alpha is not None else lora_alpha_for(args.lora_r)
     method = "full" if args.full else "lora"
-    return configs.from_args(TrainConfig, args, method=method, lora_alpha=alpha).to_dict()
+    natural = natural_rows.resolve(args.natural_data)  # sni: the pack's rows, as a file
+    return configs.from_args(
+        TrainConfig, args, method=method, lora_alpha=alpha, natural_data=natural
+    ).to_dict()
 
 
 def cmd_train(args: argparse.Namespace) -> int:

@@ -104,11 +104,15 @@ def ray_options(args: argparse.Namespace) -> Any:
 
 
 def _train_options(args: argparse.Namespace) -> dict[str, Any]:
+    from cookbook_core.selfguide import natural_rows as natural
+
     out: dict[str, Any] = {"steps": args.steps}
     for name in ("lr", "batch_size", "lora_r", "seed", "natural_data", "natural_n"):
         value = getattr(args, name, None)
         if value is not None:
             out[name] = value
+    if "natural_data" in out:
+        out["natural_data"] = natural.resolve(out["natural_data"], getattr(args, "data_dir", None))
     return out
 
 
@@ -249,7 +253,8 @@ def add_commands(msub: Any) -> None:
     p.add_argument(
         "--natural-data",
         help="JSONL (or dataset folder) of natural-language prompt/completion rows mixed "
-        "into every fine-tune (part of each cell's key)",
+        "into every fine-tune (part of each cell's key); sni: the held-in "
+        "Super-NaturalInstructions validation rows of the SELF-GUIDE pack",
     )
     p.add_argument("--natural-n", type=int, help="natural-language rows mixed in (default 128)")
     p.add_argument(

@@ -305,6 +305,11 @@ def run_job(ctx: Any) -> dict[str, Any]:
     storage.write_json(run_dir / "draft.json", info)
     summary = drafting.summary()
     storage.write_json(run_dir / "summary.json", summary, default=str)
+    from cookbook_core.drafting import record
+
+    ep = config["endpoint"]
+    backend = {"managed": "served", "in_process": "transformers"}.get(ep["kind"])
+    record.store(summary, record.command(cfg, backend, ep.get("base_url")))
     return {
         "status": "completed",
         "candidates": len(drafting.candidates),

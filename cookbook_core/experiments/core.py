@@ -80,6 +80,48 @@ def paired_gain(
     }
 
 
+def paired_metric_gain(
+    task: str,
+    metric: str,
+    before: Mapping[str, Mapping[str, Any]],
+    after: Mapping[str, Mapping[str, Any]],
+    *,
+    n_boot: int = 2000,
+    seed: int = 0,
+) -> dict[str, float]:
+    """:func:`paired_gain` for any metric of ``task``, from per-example score dicts
+    (:func:`cells.example_items`): a mean metric is a mean of differences; a set-level
+    one (entity matching's F1) is recomputed for both models on each resample of the
+    shared examples, so its interval is paired too."""
+    from cookbook_core.eval import tasks
+
+    t = tasks.get(task)
+    if t.is_mean(metric):
+        key = t.metric(metric).mean_of or metric
+        return paired_gain(
+            {i: float(s[key]) for i, s in before.items()},
+            {i: float(s[key]) for i, s in after.items()},
+            n_boot=n_boot,
+            seed=seed,
+        )
+    ids = sorted(set(before) & set(after))
+    if not ids:
+        raise ExperimentError("the two runs share no examples")
+    agg = t.aggregate(metric)
+    b, a = [before[i] for i in ids], [after[i] for i in ids]
+    rng = np.random.default_rng(seed)
+    reps = []
+    for _ in range(n_boot):
+        idx = rng.integers(0, len(ids), len(ids))
+        reps.append(100 * (agg([a[k] for k in idx]) - agg([b[k] for k in idx])))
+    return {
+        "gain": 100 * (agg(a) - agg(b)),
+        "lo": float(np.quantile(reps, 0.025)),
+        "hi": float(np.quantile(reps, 0.975)),
+        "n": len(ids),
+    }
+
+
 def _cell_seconds(spec: cells.CellSpec, res: Mapping[str, Any]) -> dict[str, float]:
     train = cells.training_result(spec) or {}
     eval_s = 0.0
@@ -140,7 +182,19 @@ class SingleTaskConfig:
     def experiment_name(self) -> str:
         from cookbook_core.mix import sources as mix_sources
 
-        return self.name or f"single-{mix_sources.short_name(self.template)}"
+        if self.name:
+            return self.name
+        natural = f"-natural{self.natural_n}" if self.natural_n else ""
+        return f"single-{mix_sources.short_name(self.template)}{natural}"
+
+    @property
+    def natural_n(self) -> int:
+        """Natural-language rows mixed into the fine-tune (0: none)."""
+        return (
+            int(self.train_extra.get("natural_n") or 0)
+            if self.train_extra.get("natural_data")
+            else 0
+        )
 
     def train_options(self) -> dict[str, Any]:
         out: dict[str, Any] = {"steps": self.steps}
@@ -213,8 +267,11 @@ def summarize_single_task(cfg: SingleTaskConfig, wall_seconds: float | None = No
     for task in settings.tasks:
         if task not in rb or task not in rt:
             raise ExperimentError(f"{cfg.experiment_name()}: no result for {task!r} yet")
-        g = paired_gain(
-            cells.example_scores(base, settings, task), cells.example_scores(tuned, settings, task)
+        g = paired_metric_gain(
+            task,
+            rb[task]["metric"],
+            cells.example_items(base, settings, task),
+            cells.example_items(tuned, settings, task),
         )
         rows.append(
             {
@@ -283,7 +340,19 @@ def single_task_command(cfg: SingleTaskConfig) -> str:
         parts.append(f"--lr {cfg.lr}")
     if cfg.batch_size is not None:
         parts.append(f"--batch-size {cfg.batch_size}")
+    if cfg.natural_n:
+        data = cfg.train_extra["natural_data"]
+        parts.append(f"--natural-data {_natural_arg(data)} --natural-n {cfg.natural_n}")
+    if cfg.data_dir:
+        parts.append(f"--data-dir {cfg.data_dir}")
     return " ".join(parts)
+
+
+def _natural_arg(path: str) -> str:
+    """``sni`` when ``path`` is the workspace's pack-built natural file, else the path."""
+    from cookbook_core.selfguide import natural_rows
+
+    return natural_rows.ALIAS if Path(path).parent == paths.home() / "natural" else path
 
 
 # ----------------------------------------------------------------------------------

@@ -61,6 +61,7 @@ def single_task_table(results: list[dict[str, Any]]) -> pd.DataFrame:
                     or DEFAULT_BATCH,
                     "lr": cfg.get("lr") or cfg.get("train_extra", {}).get("lr") or DEFAULT_LR,
                     "samples": cfg["n"],
+                    "natural": _natural_n(cfg),
                     "train_min": res["seconds"]["tuned"]["train_seconds"] / 60,
                     "eval_min": (
                         res["seconds"]["base"]["eval_seconds"]
@@ -72,6 +73,75 @@ def single_task_table(results: list[dict[str, Any]]) -> pd.DataFrame:
                     "source": f"single-task experiment {res['name']}",
                 }
             )
+    return pd.DataFrame(rows)
+
+
+def _natural_n(cfg: dict[str, Any]) -> int:
+    """Natural-language rows a single-task experiment mixed into its fine-tune."""
+    extra = cfg.get("train_extra") or {}
+    return int(extra.get("natural_n") or 0) if extra.get("natural_data") else 0
+
+
+def _run_items(run_dir: str, task: str) -> dict[str, dict[str, Any]]:
+    from cookbook_core.eval import evaluation
+
+    recs = evaluation.read_records(run_dir, task)
+    return {str(r.get("id", i)): r["scores"] for i, r in enumerate(recs)}
+
+
+def natural_table(single: list[dict[str, Any]]) -> pd.DataFrame:
+    """Single-task experiments that differ only in the natural rows mixed in, paired:
+    one row per (template, task, natural count > 0) with the model trained without
+    natural rows, the one with them, and the paired difference (points, 95% CI)."""
+
+    def same_recipe(cfg: dict[str, Any]) -> str:
+        extra = {
+            k: v
+            for k, v in (cfg.get("train_extra") or {}).items()
+            if k not in ("natural_data", "natural_n")
+        }
+        keep = ("template", "n", "steps", "lr", "batch_size", "limit", "data_seed", "seed")
+        return repr(([cfg.get(k) for k in keep], sorted(extra.items())))
+
+    by_recipe: dict[str, dict[int, dict[str, Any]]] = {}
+    for res in single:
+        by_recipe.setdefault(same_recipe(res["config"]), {})[_natural_n(res["config"])] = res
+    rows = []
+    for group in by_recipe.values():
+        plain = group.get(0)
+        if plain is None:
+            continue
+        for k, res in sorted(group.items()):
+            if k == 0:
+                continue
+            without = {r["task"]: r for r in plain["rows"]}
+            for r in res["rows"]:
+                w = without.get(r["task"])
+                if w is None or w["metric"] != r["metric"]:
+                    continue
+                d = experiments.paired_metric_gain(
+                    r["task"],
+                    r["metric"],
+                    _run_items(w["tuned_run"], r["task"]),
+                    _run_items(r["tuned_run"], r["task"]),
+                )
+                rows.append(
+                    {
+                        "template": res["config"]["template"],
+                        "task": r["task"],
+                        "metric": r["metric"],
+                        "rows": r["rows"],
+                        "natural": k,
+                        "base": r["base"],
+                        "without": w["tuned"],
+                        "without_gain_ci": w["gain_ci95"],
+                        "with": r["tuned"],
+                        "with_gain_ci": r["gain_ci95"],
+                        "difference": d["gain"],
+                        "difference_ci": [d["lo"], d["hi"]],
+                        "commands": [plain["command"], res["command"]],
+                    }
+                )
     return pd.DataFrame(rows)
 
 
@@ -102,9 +172,11 @@ def sweep_single_rows(mixes: list[dict[str, Any]]) -> pd.DataFrame:
             for task in discovery.get(t).tasks:
                 if task not in base or task not in tuned:
                     continue
-                g = experiments.paired_gain(
-                    cells.example_scores(by["base"], st, task),
-                    cells.example_scores(by[t], st, task),
+                g = experiments.paired_metric_gain(
+                    task,
+                    base[task]["metric"],
+                    cells.example_items(by["base"], st, task),
+                    cells.example_items(by[t], st, task),
                 )
                 secs = res["seconds"].get(t, {})
                 rows.append(
@@ -256,6 +328,10 @@ def collect() -> dict[str, Any]:
     out: dict[str, Any] = {"single": single, "mixes": mixes}
     st = pd.concat([single_task_table(single), sweep_single_rows(mixes)], ignore_index=True)
     out["single_table"] = st
+    out["natural_table"] = natural_table(single)
+    from cookbook_core.drafting import record as draft_records
+
+    out["drafts"] = draft_records.latest()
     al = alignment_table(st, mixes) if len(st) or mixes else pd.DataFrame()
     out["alignment_table"] = al
     out["gain_splits"] = gain_splits(st, mixes) if len(st) or mixes else []
@@ -314,6 +390,13 @@ def _md_table(df: pd.DataFrame) -> str:
     return "\n".join([head, sep, *body])
 
 
+def _naturals(st: pd.DataFrame) -> list[int]:
+    """Natural rows per single-task row (0 where none, e.g. a mix experiment's cells)."""
+    if "natural" not in st:
+        return [0] * len(st)
+    return [int(k) if k == k else 0 for k in st["natural"]]  # NaN: a sweep row
+
+
 def _single_section(c: dict[str, Any]) -> list[str]:
     st = c["single_table"]
     lines = ["## Single-task: fine-tuning on one template's data", ""]
@@ -332,8 +415,10 @@ def _single_section(c: dict[str, Any]) -> list[str]:
                 f"{v:+.1f}{_ci(c)}" for v, c in zip(st["gain"], st["gain_ci"], strict=True)
             ],
             "steps x batch, lr": [
-                f"{s} x {b}, {lr:g}"
-                for s, b, lr in zip(st["steps"], st["batch"], st["lr"], strict=True)
+                f"{s} x {b}, {lr:g}" + (f", +{k} natural" if k else "")
+                for s, b, lr, k in zip(
+                    st["steps"], st["batch"], st["lr"], _naturals(st), strict=True
+                )
             ],
             "from": st["source"],
             "train / eval (min)": [
@@ -364,6 +449,126 @@ def _single_section(c: dict[str, Any]) -> list[str]:
             "template's own tasks (same base run)."
         )
     lines += ["", "![single-task](results/single_task.png)", ""]
+    return lines
+
+
+def _natural_section(c: dict[str, Any]) -> list[str]:
+    nt = c.get("natural_table")
+    if nt is None or nt.empty:
+        return []
+    lines = [
+        "## Natural-language samples in the fine-tune",
+        "",
+        "The paper mixes 128 natural-language instruction samples into every template "
+        "mixture to keep general ability. Same recipe trained without and with them "
+        "(rows: the SELF-GUIDE pack's held-in validation rows when `--natural-data sni`); "
+        "difference = with - without, paired over the same examples.",
+        "",
+    ]
+    shown = pd.DataFrame(
+        {
+            "template": nt["template"].map(mix_sources.label),
+            "task (metric)": nt["task"] + " (" + nt["metric"] + ")",
+            "rows": nt["rows"],
+            "natural rows": nt["natural"],
+            "base": nt["base"].map(lambda v: f"{v:.1f}"),
+            "without (gain vs base)": [
+                f"{v:.1f} ({_ci(ci).strip() or '-'})"
+                for v, ci in zip(nt["without"], nt["without_gain_ci"], strict=True)
+            ],
+            "with (gain vs base)": [
+                f"{v:.1f} ({_ci(ci).strip() or '-'})"
+                for v, ci in zip(nt["with"], nt["with_gain_ci"], strict=True)
+            ],
+            "with - without (paired 95% CI)": [
+                f"{v:+.1f}{_ci(ci)}"
+                for v, ci in zip(nt["difference"], nt["difference_ci"], strict=True)
+            ],
+        }
+    )
+    lines += [_md_table(shown), ""]
+    for r in nt.itertuples():
+        lo, hi = r.difference_ci
+        if lo > 0:
+            verdict = f"the {r.natural} natural rows raise it (interval above zero)"
+        elif hi < 0:
+            verdict = f"the {r.natural} natural rows lower it (interval below zero)"
+        else:
+            verdict = f"no difference distinguishable from zero with {r.natural} natural rows"
+        lines.append(f"- {mix_sources.label(r.template)}, {r.task}: {verdict}.")
+    commands = dict.fromkeys(cmd for cmds in nt["commands"] for cmd in cmds)
+    lines += ["", "Rerun: " + ", ".join(f"`{cmd}`" for cmd in commands), ""]
+    return lines
+
+
+def _pct(x: Any) -> str:
+    return f"{100 * x:.1f}%" if isinstance(x, int | float) else "-"
+
+
+def _drafting_section(c: dict[str, Any]) -> list[str]:
+    drafts = c.get("drafts") or []
+    if not drafts:
+        return []
+    lines = [
+        "## Template drafting: candidates through the checks",
+        "",
+        "The newest `cookbook templates draft` run per task: how many candidates (first "
+        "round plus repairs) passed each stage, and the shipped template measured on the "
+        "same rows (its checker, in the sandbox: share of gold answers accepted / of wrong "
+        "answers accepted) and its hand-written rule's gold alignment.",
+        "",
+    ]
+    rows = []
+    for d in drafts:
+        f, base = d["funnel"], d.get("baseline") or {}
+        hand = d.get("baseline_handwritten") or {}
+        best = next((r for r in d.get("table", []) if r.get("id") == d.get("best")), None)
+        rows.append(
+            {
+                "task": d["task"],
+                "model (answers)": ", ".join(f"{k} ({v})" for k, v in d["answered_by"].items()),
+                "candidates": f["candidates"],
+                "code found": f["extract"],
+                "static": f["static"],
+                "preview": f["preview"],
+                "checker": f["checker"],
+                "alignment": f["alignment"],
+                "best draft's alignment": _pct(best["alignment"]) if best else "none passed",
+                "shipped": f"{base.get('template', '-')}: {_pct(base.get('alignment'))} / "
+                f"{_pct(base.get('wrong_accept'))}",
+                "hand-written rule": _pct(hand.get("gold_alignment")),
+                "rows": d["rows_measured"],
+                "seconds": f"{d['elapsed_s']:.0f}",
+            }
+        )
+    lines += [_md_table(pd.DataFrame(rows)), ""]
+    for d in drafts:
+        table = d.get("table", [])
+        stages: dict[str, int] = {}
+        for r in table:
+            if r.get("reason"):
+                stages[r["stage"]] = stages.get(r["stage"], 0) + 1
+        example = next((r["reason"] for r in table if r.get("reason")), None)
+        lines.append(
+            f"- {d['task']}: "
+            + (f"best candidate {d['best']}" if d.get("best") else "no candidate passed")
+            + (
+                "; failed at " + ", ".join(f"{k} ({v})" for k, v in stages.items())
+                if stages
+                else ""
+            )
+            + (f'; e.g. "{example[:160]}"' if example else "")
+            + "."
+        )
+    lines += [
+        "",
+        "Rerun: "
+        + ", ".join(f"`{d['command']}`" for d in drafts)
+        + " (finished "
+        + ", ".join(str(d.get("finished", "?")) for d in drafts)
+        + ")",
+        "",
+    ]
     return lines
 
 
@@ -644,10 +849,12 @@ def render(c: dict[str, Any]) -> str:
             "",
         ]
     lines += _single_section(c)
+    lines += _natural_section(c)
     for res in c["mixes"]:
         lines += _mix_section(res)
     lines += _unfinished_sweeps(c)
     lines += _alignment_section(c)
+    lines += _drafting_section(c)
     return "\n".join(lines).rstrip() + "\n"
 
 
@@ -667,7 +874,7 @@ def write_report(
     c = collect() if collected is None else collected
     from cookbook_core.mix import sweep
 
-    if not c["single"] and not c["mixes"] and not sweep.list_sweeps():
+    if not c["single"] and not c["mixes"] and not sweep.list_sweeps() and not c.get("drafts"):
         raise BadInput(
             "no finished experiment in this workspace: run `cookbook experiment single-task "
             "--template document_qa` first"

@@ -266,24 +266,33 @@ def missing_tasks(spec: CellSpec, settings: EvalSettings) -> list[str]:
     return [t for t in settings.tasks if t not in have]
 
 
+def example_items(spec: CellSpec, settings: EvalSettings, task: str) -> dict[str, dict[str, Any]]:
+    """Per-example score dicts of one task, by example id: what any of the task's metrics
+    (a mean or a set-level one such as entity matching's F1) is computed from."""
+    from cookbook_core.eval import evaluation
+
+    r = results(spec, settings).get(task)
+    if r is None:
+        raise BadInput(f"cell {spec.name!r} has no result for {task!r} yet")
+    return {
+        str(rec.get("id", i)): rec["scores"]
+        for i, rec in enumerate(evaluation.read_records(r["run_dir"], task))
+    }
+
+
 def example_scores(
     spec: CellSpec, settings: EvalSettings, task: str, metric: str | None = None
 ) -> dict[str, float]:
     """Per-example scores of one task's metric (default: its first), by example id (for
     paired statistics); ``BadInput`` for a corpus-level metric (entity matching's F1),
-    which has no per-example value."""
-    from cookbook_core.eval import evaluation, tasks
+    which has no per-example value (:func:`example_items` has what it is made of)."""
+    from cookbook_core.eval import tasks
 
     metric = metric_for(task, {task: metric} if metric else None)
     if not tasks.get(task).is_mean(metric):
         raise BadInput(f"{task}'s {metric} is computed over the corpus: no per-example scores")
-    r = results(spec, settings, {task: metric}).get(task)
-    if r is None:
-        raise BadInput(f"cell {spec.name!r} has no result for {task!r} yet")
-    return {
-        str(rec.get("id", i)): float(rec["scores"][metric])
-        for i, rec in enumerate(evaluation.read_records(r["run_dir"], task))
-    }
+    key = tasks.get(task).metric(metric).mean_of or metric
+    return {i: float(s[key]) for i, s in example_items(spec, settings, task).items()}
 
 
 def training_result(spec: CellSpec) -> dict[str, Any] | None:

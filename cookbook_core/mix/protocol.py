@@ -20,9 +20,8 @@ computes, from the per-example evaluation records of every finished cell:
 
 One bootstrap drives everything: per task, ``n_boot`` multinomial resamples of the
 examples that every finished cell scored, shared by all models, so every statistic
-(a difference, a mean |error|, a refit) is recomputed on the same replicates.  Tasks
-whose metric has no per-example value (entity matching's F1) keep their point values
-and get no interval.  :func:`run` returns plain JSON (``None`` where a number is
+(a difference, a mean |error|, a refit) is recomputed on the same replicates; a
+set-level metric (entity matching's F1) is recomputed from each replicate's examples.  :func:`run` returns plain JSON (``None`` where a number is
 undefined); the ``*_frame`` functions and :func:`verdicts` turn it into the tables and
 sentences the results page and the Mixing page show.  This module trains and
 evaluates nothing and draws no figure.
@@ -103,21 +102,29 @@ def collect_scores(cfg: sweep.SweepConfig, *, n_boot: int = 1000, seed: int = 0)
     rng = np.random.default_rng(seed)
     for j, task in enumerate(cfg.tasks):
         metric = metrics[task]
-        common: list[str] = []
-        per: list[dict[str, float]] = []
-        if tasks.get(task).is_mean(metric):
-            per = [cells.example_scores(s, st, task, metric) for s in specs]
-            common = sorted(set.intersection(*(set(p) for p in per)))
-        if not common:  # a corpus-level metric: the stored values, no interval
+        per = [cells.example_items(s, st, task) for s in specs]
+        common = sorted(set.intersection(*(set(p) for p in per))) if per else []
+        if not common:  # records without shared ids: the stored values, no interval
             point[:, j] = [stored[n][task]["value"] for n in names]
             rows[task] = int(min(stored[n][task]["n"] or 0 for n in names))
             continue
-        S = np.array([[p[i] for i in common] for p in per], dtype=float)  # models x examples
         n = len(common)
         counts = rng.multinomial(n, np.full(n, 1 / n), size=n_boot)  # n_boot x examples
-        point[:, j] = S.mean(axis=1)
-        reps[:, :, j] = counts @ S.T / n
         rows[task] = n
+        t = tasks.get(task)
+        if t.is_mean(metric):
+            key = t.metric(metric).mean_of or metric
+            S = np.array([[float(p[i][key]) for i in common] for p in per])  # models x examples
+            point[:, j] = S.mean(axis=1)
+            reps[:, :, j] = counts @ S.T / n
+            continue
+        # a set-level metric (entity matching's F1): recomputed on every resample
+        agg = t.aggregate(metric)
+        items = [[p[i] for i in common] for p in per]
+        point[:, j] = [agg(it) for it in items]
+        for b in range(n_boot):
+            idx = np.repeat(np.arange(n), counts[b])
+            reps[b, :, j] = [agg([it[k] for k in idx]) for it in items]
     return Scores(
         names=names,
         roles={s.name: s.role for s in specs},

@@ -93,7 +93,8 @@ class TrainConfig(configs.Config):
     natural_data: str | None = option(
         None,
         help="JSONL or dataset of natural-language prompt/completion rows to mix in "
-        "(the paper mixes 128 to keep general ability)",
+        "(the paper mixes 128 to keep general ability); sni: the SELF-GUIDE pack's "
+        "held-in validation rows",
     )
     natural_n: int = option(128, help="natural rows to mix in", min=1, ui_max=10**6)
     group_by_length: bool = option(

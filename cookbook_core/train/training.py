@@ -141,16 +141,25 @@ def encode_example(
     return {"input_ids": p_ids + c_ids, "labels": [-100] * len(p_ids) + c_ids}
 
 
-def build_examples(cfg: TrainConfig, tokenizer: Any) -> list[dict[str, list[int]]]:
-    """Tokenized training examples: the dataset (up to ``max_samples``) plus natural samples."""
+def training_rows(cfg: TrainConfig) -> list[dict[str, Any]]:
+    """The rows a run trains on: the dataset (up to ``max_samples``) plus ``natural_n``
+    natural-language rows drawn (seeded) from ``natural_data``."""
     rows = list(dataset_io.iter_rows(cfg.data, limit=cfg.max_samples))
     if not rows:
         raise dataset_io.DatasetError(f"dataset {cfg.data} is empty")
     if cfg.natural_data:
-        natural = list(dataset_io.iter_rows(cfg.natural_data))
+        extra = list(dataset_io.iter_rows(cfg.natural_data))
         rng = random.Random(cfg.seed)
-        rows += rng.sample(natural, min(cfg.natural_n, len(natural)))
-    return [encode_example(tokenizer, r["prompt"], r["completion"], cfg.max_length) for r in rows]
+        rows += rng.sample(extra, min(cfg.natural_n, len(extra)))
+    return rows
+
+
+def build_examples(cfg: TrainConfig, tokenizer: Any) -> list[dict[str, list[int]]]:
+    """Tokenized training examples of :func:`training_rows`."""
+    return [
+        encode_example(tokenizer, r["prompt"], r["completion"], cfg.max_length)
+        for r in training_rows(cfg)
+    ]
 
 
 # ----------------------------------------------------------------------------------
