@@ -13,6 +13,7 @@ from cookbook_core.experiments import core as experiments
 from cookbook_core.experiments import report as results
 from cookbook_core.mix import protocol
 from cookbook_core.mix import sources as mix_sources
+from cookbook_core.selfguide import natural_rows
 from cookbook_core.studio import figures_experiments
 
 st.title("Experiments")
@@ -97,6 +98,10 @@ if splits:
             f"- **{g['template']} on {g['task']}, {g['trained']}**: {gain.explain(g['split'])}"
         )
 
+for section in (results.natural_section(c), results.drafting_section(c)):
+    if section:  # Markdown from the results page: a heading, a table, one line per verdict
+        st.markdown("\n".join(section).replace("## ", "### ", 1))
+
 st.divider()
 st.subheader("Run an experiment")
 names = [e.name for e in discovery.scan() if e.ok]
@@ -110,10 +115,24 @@ with st.form("single_task"):
     limit = f3.number_input("Evaluation rows per task", 1, 100_000, 100)
     n = f4.number_input("Training samples", 8, 10_000_000, 2000)
     task_pick = st.multiselect("Tasks (empty: the template's own)", sorted(tasks.TASKS))
+    nat = st.number_input(
+        "Natural-language rows mixed in (0: none; from the SELF-GUIDE pack's validation rows)",
+        0,
+        10_000,
+        0,
+    )
     if st.form_submit_button("Queue single-task experiment"):
         try:
+            extra = {}
+            if nat:
+                extra = {"natural_data": natural_rows.resolve("sni"), "natural_n": int(nat)}
             cfg = experiments.SingleTaskConfig(
-                template=template, tasks=task_pick, steps=int(steps), limit=int(limit), n=int(n)
+                template=template,
+                tasks=task_pick,
+                steps=int(steps),
+                limit=int(limit),
+                n=int(n),
+                train_extra=extra,
             )
             experiments.check("single-task", cfg)
             st.success(f"Queued job `{experiments.submit('single-task', cfg)}` (see Jobs).")

@@ -116,3 +116,19 @@ def test_cli_natural_needs_data(capsys: pytest.CaptureFixture[str]) -> None:
 
     assert main(["experiment", "single-task", "--template", "document_qa", "--natural-n", "8"]) == 2
     assert "--natural-n needs --natural-data" in capsys.readouterr().out
+
+
+def test_experiments_page_shows_the_natural_comparison(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, shared_data: Path
+) -> None:
+    from streamlit.testing.v1 import AppTest
+
+    experiments, plain, with_nat = _experiment(tmp_path, monkeypatch, shared_data)
+    experiments.summarize_single_task(plain)
+    experiments.summarize_single_task(with_nat)
+    page = Path(__file__).resolve().parent.parent / "pages" / "experiments.py"
+    at = AppTest.from_file(str(page), default_timeout=120).run()
+    assert not at.exception, at.exception
+    shown = " ".join(m.value for m in at.markdown)
+    assert "### Natural-language samples in the fine-tune" in shown
+    assert "+25.0 [" in shown

@@ -452,7 +452,7 @@ def _single_section(c: dict[str, Any]) -> list[str]:
     return lines
 
 
-def _natural_section(c: dict[str, Any]) -> list[str]:
+def natural_section(c: dict[str, Any]) -> list[str]:
     nt = c.get("natural_table")
     if nt is None or nt.empty:
         return []
@@ -505,7 +505,7 @@ def _pct(x: Any) -> str:
     return f"{100 * x:.1f}%" if isinstance(x, int | float) else "-"
 
 
-def _drafting_section(c: dict[str, Any]) -> list[str]:
+def drafting_section(c: dict[str, Any]) -> list[str]:
     drafts = c.get("drafts") or []
     if not drafts:
         return []
@@ -849,12 +849,12 @@ def render(c: dict[str, Any]) -> str:
             "",
         ]
     lines += _single_section(c)
-    lines += _natural_section(c)
+    lines += natural_section(c)
     for res in c["mixes"]:
         lines += _mix_section(res)
     lines += _unfinished_sweeps(c)
     lines += _alignment_section(c)
-    lines += _drafting_section(c)
+    lines += drafting_section(c)
     return "\n".join(lines).rstrip() + "\n"
 
 
