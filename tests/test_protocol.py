@@ -302,3 +302,27 @@ def sweep_items(c: sweep.SweepConfig, name: str) -> dict:
 
     spec = next(s for s in sweep.plan(c) if s.name == name)
     return cells.example_items(spec, sweep.settings(c), "em_abt_buy")
+
+
+def test_mix_experiment_metric_is_chosen_and_recorded(cfg: sweep.SweepConfig) -> None:
+    """``--metric`` re-reads the same cells: the matrix holds squad's token F1 instead of
+    exact match, and the result records each column's metric and the evaluation backend."""
+    from cookbook_core.experiments import core as experiments
+    from cookbook_core.experiments import report
+
+    plain = experiments.MixConfig(
+        templates=[A, B], tasks=["arc_easy", "squad"], objective="mean", pairs=True, name="proto"
+    )
+    res = experiments.summarize_mix(plain)
+    assert res["metrics"] == {"arc_easy": "acc", "squad": "exact_match"}
+    assert res["eval_backends"] == {"unknown": len(sweep.plan(cfg))}  # hand-made runs
+    f1 = experiments.MixConfig(**{**plain.__dict__, "metrics": ["squad=f1"]})
+    assert "--metric squad=f1" in experiments.mix_command(f1)
+    res_f1 = experiments.summarize_mix(f1)
+    assert res_f1["metrics"] == {"arc_easy": "acc", "squad": "f1"}
+    # the hand-made answers are all-or-nothing, so F1 equals exact match here: same numbers
+    assert res_f1["matrix"] == res["matrix"]
+    text = report.render(report.collect())
+    assert "Matrix metric per task: arc_easy acc, squad f1." in text
+    with pytest.raises(sweep.SweepError, match="none of the sweep's tasks reports it"):
+        experiments.summarize_mix(experiments.MixConfig(**{**plain.__dict__, "metrics": ["bleu"]}))

@@ -110,6 +110,7 @@ def cmd_mix(args: argparse.Namespace) -> int:
         train_extra={
             k: v for k, v in (("lr", args.lr), ("batch_size", args.batch_size)) if v is not None
         },
+        metrics=args.metric,
     )
     return _run("mix", cfg, args)
 
@@ -213,6 +214,14 @@ def add_commands(sub: Any) -> None:
         default="maxmin",
         choices=["mean", "maxmin", "entropy", "both"],
         help="optimizer objective; both: train the mean and the max-min mixtures",
+    )
+    p.add_argument(
+        "--metric",
+        action="append",
+        default=[],
+        help="matrix metric: METRIC for every task that has it (acc_norm, f1, accuracy, ...) "
+        "or TASK=METRIC (repeat); default each task's first. Rerunning with another "
+        "--metric re-reads the same cells (nothing is trained or evaluated again)",
     )
     p.add_argument("--data-dir")
     p.add_argument("--name", help="experiment (and sweep) name")

@@ -375,6 +375,7 @@ class MixConfig:
     data_dir: str | None = None
     name: str | None = None
     train_extra: dict[str, Any] = field(default_factory=dict)  # other cells.TRAIN_OPTIONS
+    metrics: list[str] = field(default_factory=list)  # --metric values (sweep.parse_metrics)
 
     def __post_init__(self) -> None:
         from cookbook_core.mix import sources as mix_sources
@@ -409,6 +410,7 @@ def mix_sweep(cfg: MixConfig) -> Any:
         dirichlet=cfg.dirichlet,
         model=cfg.model,
     )
+    fresh.metrics = sweep.parse_metrics(fresh.tasks, cfg.metrics)
     if name in sweep.list_sweeps():
         old = sweep.load(name)
         fresh.mixtures = old.mixtures
@@ -455,6 +457,8 @@ def summarize_mix(cfg: MixConfig, wall_seconds: float | None = None) -> dict[str
     from cookbook_core.mix import mixing, protocol, sweep
 
     sw = sweep.load(cfg.experiment_name())
+    if cfg.metrics:  # a new reading of the same cells
+        sw.metrics = sweep.parse_metrics(sw.tasks, cfg.metrics)
     A_full = sweep.matrix(sw)
     A = sweep.complete_matrix(sw)
     settings = sweep.settings(sw)
@@ -463,7 +467,7 @@ def summarize_mix(cfg: MixConfig, wall_seconds: float | None = None) -> dict[str
     if any(n not in by_name for n in opt_names) or "uniform" not in by_name:
         raise ExperimentError(f"{cfg.experiment_name()}: the optimized mixture has not run yet")
     observed = {
-        name: {t: r["value"] for t, r in cells.results(by_name[name], settings).items()}
+        name: {t: r["value"] for t, r in cells.results(by_name[name], settings, sw.metrics).items()}
         for name in ("base", *opt_names, "uniform", *sw.templates)
     }
     best_single = max(sw.templates, key=lambda t: float(np.mean(list(observed[t].values()))))
@@ -520,6 +524,8 @@ def summarize_mix(cfg: MixConfig, wall_seconds: float | None = None) -> dict[str
         "validation": validation,
         "protocol": protocol_result,
         "seconds": seconds,
+        "metrics": sweep.metrics_of(sw),
+        "eval_backends": eval_backends([s for s in sweep.plan(sw)], settings),
         "wall_last_call": wall_seconds,
         "machine": machine(),
         "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
@@ -527,6 +533,18 @@ def summarize_mix(cfg: MixConfig, wall_seconds: float | None = None) -> dict[str
     }
     _write(cfg.experiment_name(), result)
     return result
+
+
+def eval_backends(specs: list[cells.CellSpec], settings: cells.EvalSettings) -> dict[str, int]:
+    """How many of the cells' evaluation runs each backend answered (transformers in
+    this process, or served by vLLM)."""
+    out: dict[str, int] = {}
+    for spec in specs:
+        for d in {r["run_dir"] for r in cells.results(spec, settings).values()}:
+            f = Path(d) / "summary.json"
+            backend = json.loads(f.read_text()).get("backend") if f.is_file() else None
+            out[backend or "unknown"] = out.get(backend or "unknown", 0) + 1
+    return out
 
 
 def mix_command(cfg: MixConfig) -> str:
@@ -538,6 +556,9 @@ def mix_command(cfg: MixConfig) -> str:
     if cfg.pairs:
         parts.append("--pairs")
     parts += [f"--{k.replace('_', '-')} {v}" for k, v in sorted(cfg.train_extra.items())]
+    parts += [f"--metric {m}" for m in cfg.metrics]
+    if cfg.data_dir:
+        parts.append(f"--data-dir {cfg.data_dir}")
     if cfg.name:
         parts.append(f"--name {cfg.name}")
     return " ".join(parts)

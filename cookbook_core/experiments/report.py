@@ -152,7 +152,7 @@ def _sweep_cells(res: dict[str, Any]) -> tuple[Any, Any, dict[str, Any], dict[st
     sw = sweep.SweepConfig(**res["sweep"])
     st = sweep.settings(sw)
     by = {s.name: s for s in sweep.plan(sw)}
-    return sw, st, by, cells.results(by["base"], st)
+    return sw, st, by, cells.results(by["base"], st, sw.metrics)
 
 
 def sweep_single_rows(mixes: list[dict[str, Any]]) -> pd.DataFrame:
@@ -168,7 +168,7 @@ def sweep_single_rows(mixes: list[dict[str, Any]]) -> pd.DataFrame:
         for t in sw.templates:
             if mix_sources.is_dataset(t):
                 continue
-            tuned = cells.results(by[t], st)
+            tuned = cells.results(by[t], st, sw.metrics)
             for task in discovery.get(t).tasks:
                 if task not in base or task not in tuned:
                     continue
@@ -235,7 +235,7 @@ def alignment_pairs(
         for t in sw.templates:
             if t not in alignment.RULES:
                 continue
-            tuned = cells.results(by[t], st)
+            tuned = cells.results(by[t], st, sw.metrics)
             for task in alignment_runs.tasks_for_template(t):
                 if task in base and task in tuned:
                     pairs.append(
@@ -572,6 +572,23 @@ def drafting_section(c: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _metrics_line(res: dict[str, Any]) -> str:
+    """Which metric each matrix column holds and which backend answered the evaluations."""
+    out = ""
+    if res.get("metrics"):
+        out += " Matrix metric per task: " + ", ".join(
+            f"{t} {m}" for t, m in res["metrics"].items()
+        )
+        out += "."
+    if res.get("eval_backends"):
+        names = {"served": "served by vLLM", "transformers": "transformers in-process"}
+        out += " Evaluation runs: " + ", ".join(
+            f"{n} {names.get(b, b)}" for b, n in res["eval_backends"].items()
+        )
+        out += "."
+    return out
+
+
 def _mix_section(res: dict[str, Any]) -> list[str]:
     name = res["name"]
     sw = res["sweep"]
@@ -580,7 +597,10 @@ def _mix_section(res: dict[str, Any]) -> list[str]:
         "",
         f"Templates: {', '.join(sw['templates'])}. Tasks: {', '.join(sw['tasks'])} "
         f"({sw['limit']} rows each). Each cell: {sw['n']} samples, "
-        f"{sw['train'].get('steps')} LoRA steps of batch {sw['train'].get('batch_size', DEFAULT_BATCH)}.",
+        f"{sw['train'].get('steps')} LoRA steps of batch {sw['train'].get('batch_size', DEFAULT_BATCH)}"
+        + (f", lr {sw['train']['lr']:g}" if sw["train"].get("lr") else "")
+        + "."
+        + _metrics_line(res),
         "",
         "### Accuracy matrix (points)",
         "",
