@@ -109,6 +109,13 @@ def test_natural_experiment_is_its_own_and_the_report_pairs_it(
     assert "## Natural-language samples in the fine-tune" in text
     assert "+25.0 [" in text
     assert "+128 natural" in text  # the single-task table says which run had them
+    # an earlier page kept beside the results page is linked, not regenerated
+    old = tmp_path / "docs" / "results" / "2026-11-22" / "RESULTS.md"
+    old.parent.mkdir(parents=True)
+    old.write_text("# archived\n")
+    page = report.write_report(tmp_path / "docs", collected=c).read_text()
+    assert "## Earlier pages" in page and "[2026-11-22](results/2026-11-22/RESULTS.md)" in page
+    assert old.read_text() == "# archived\n"
 
 
 def test_cli_natural_needs_data(capsys: pytest.CaptureFixture[str]) -> None:

@@ -843,8 +843,9 @@ def _unfinished_sweeps(c: dict[str, Any]) -> list[str]:
     return lines
 
 
-def render(c: dict[str, Any]) -> str:
-    """The Markdown page for collected results."""
+def render(c: dict[str, Any], archived: list[str] | None = None) -> str:
+    """The Markdown page for collected results; ``archived``: links (relative to the
+    page) of earlier pages kept beside it, listed at the end."""
     runs = [*c["single"], *c["mixes"]]
     lines = [
         "# Results: the Cookbook paper's effects on this machine",
@@ -875,6 +876,14 @@ def render(c: dict[str, Any]) -> str:
     lines += _unfinished_sweeps(c)
     lines += _alignment_section(c)
     lines += drafting_section(c)
+    if archived:
+        lines += [
+            "## Earlier pages",
+            "",
+            "Generated from workspaces that are no longer stored (kept as they were; not "
+            "regenerated): " + ", ".join(f"[{Path(a).parent.name}]({a})" for a in archived),
+            "",
+        ]
     return "\n".join(lines).rstrip() + "\n"
 
 
@@ -902,5 +911,8 @@ def write_report(
     if draw is not None:
         draw(c, out_dir / "results")
     path = out_dir / "RESULTS.md"
-    storage.write_text(path, render(c))
+    archived = sorted(
+        str(f.relative_to(out_dir)) for f in (out_dir / "results").glob("*/RESULTS.md")
+    )
+    storage.write_text(path, render(c, archived))
     return path
