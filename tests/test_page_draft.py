@@ -172,6 +172,13 @@ def test_draft_tab_end_to_end(draft_home: Path, endpoint: RecordedEndpoint) -> N
     assert [r["n"] for r in endpoint.requests[:1]] == [5]
     assert sorted(r["n"] for r in endpoint.requests[1:]) == [1, 1, 1, 1]
     assert all(r["auth"] == f"Bearer {SECRET}" for r in endpoint.requests)
+    # the finished run is recorded for the results page, with the command (never the key)
+    from cookbook_core.drafting import record
+
+    (rec,) = record.latest()
+    assert rec["task"] == "squad" and rec["best"] == "c1" and rec["funnel"]["candidates"] == 9
+    assert f"--base-url {endpoint.url}" in rec["command"] and "-k 5 --rounds 1" in rec["command"]
+    assert SECRET not in json.dumps(rec)
 
     at.run()
     assert not at.exception, at.exception
@@ -373,3 +380,26 @@ def test_closest_shipped_template_and_diff() -> None:
     text = sd.diff("a\nb\n", "a\nc\n", "x", "y")
     assert text.splitlines()[:2] == ["--- x", "+++ y"] and "-b" in text and "+c" in text
     assert sd.diff("same\n", "same\n", "x", "y") == ""
+
+
+def test_cli_draft_from_an_endpoint_is_recorded(
+    draft_home: Path, endpoint: RecordedEndpoint, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The same stored answers through ``cookbook templates draft --base-url``: the CLI
+    finishes with the ranked table and keeps the run's summary for the results page."""
+    from cookbook_core.cli.main import main
+    from cookbook_core.drafting import record
+
+    argv = ["templates", "draft", "--task", "squad", "--base-url", endpoint.url]
+    argv += ["--api-key-env", "DRAFT_PAGE_KEY", "-k", "5", "--rounds", "0", "--examples", "2"]
+    argv += ["--align-rows", "60", "--cpu-seconds", "2", "--quiet"]
+    assert main(argv) == 0  # c1 passed
+    out = capsys.readouterr().out
+    assert "passed each stage (of 5 candidates" in out and "best: c1" in out
+    (rec,) = record.latest()
+    assert rec["funnel"]["candidates"] == 5 and rec["best"] == "c1"
+    assert rec["command"] == (
+        f"cookbook templates draft --task squad -k 5 --rounds 0 --align-rows 60 "
+        f"--base-url {endpoint.url}"
+    )
+    assert SECRET not in json.dumps(rec)
