@@ -863,7 +863,7 @@ def render(c: dict[str, Any], archived: list[str] | None = None) -> str:
             f"Evaluation data: `../shared/data` (row counts per table). Last result: "
             f"{max(r['finished'] for r in runs)}.",
             "",
-            "At this scale (a 135M model, tens of LoRA steps, 50-100 evaluation rows) "
+            "At this scale (a 135M model, tens of LoRA steps, at most a few hundred evaluation rows) "
             "intervals are wide: read the intervals, not only the point estimates. Times "
             "are the wall-clock seconds the runs recorded; on a shared machine they include "
             "waiting for the CPU.",
