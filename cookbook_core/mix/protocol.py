@@ -427,7 +427,7 @@ def stats_frame(p: Mapping[str, Any]) -> pd.DataFrame:
                     s["median_abs_error"], s["median_lo"], s["median_hi"], digits=2
                 ),
                 "max |error|": f"{s['max_abs_error']:.2f}",
-                "cells whose interval excludes 0": s["excluding_zero"],
+                "cells whose interval excludes 0": str(s["excluding_zero"]),
             }
         )
     s = p.get("loo_stats")
@@ -441,8 +441,8 @@ def stats_frame(p: Mapping[str, Any]) -> pd.DataFrame:
                     s["median_abs_error"], s["median_lo"], s["median_hi"], digits=2
                 ),
                 "max |error|": f"{s['max_abs_error']:.2f}",
-                "cells whose interval excludes 0": sum(
-                    bool(r.get("excludes_zero")) for r in p["loo"] if not r.get("note")
+                "cells whose interval excludes 0": str(
+                    sum(bool(r.get("excludes_zero")) for r in p["loo"] if not r.get("note"))
                 ),
             }
         )
