@@ -134,8 +134,10 @@ def natural_table(single: list[dict[str, Any]]) -> pd.DataFrame:
                         "natural": k,
                         "base": r["base"],
                         "without": w["tuned"],
+                        "without_gain": w["gain"],
                         "without_gain_ci": w["gain_ci95"],
                         "with": r["tuned"],
+                        "with_gain": r["gain"],
                         "with_gain_ci": r["gain_ci95"],
                         "difference": d["gain"],
                         "difference_ci": [d["lo"], d["hi"]],
@@ -473,12 +475,14 @@ def natural_section(c: dict[str, Any]) -> list[str]:
             "natural rows": nt["natural"],
             "base": nt["base"].map(lambda v: f"{v:.1f}"),
             "without (gain vs base)": [
-                f"{v:.1f} ({_ci(ci).strip() or '-'})"
-                for v, ci in zip(nt["without"], nt["without_gain_ci"], strict=True)
+                f"{v:.1f} ({g:+.1f}{_ci(ci)})"
+                for v, g, ci in zip(
+                    nt["without"], nt["without_gain"], nt["without_gain_ci"], strict=True
+                )
             ],
             "with (gain vs base)": [
-                f"{v:.1f} ({_ci(ci).strip() or '-'})"
-                for v, ci in zip(nt["with"], nt["with_gain_ci"], strict=True)
+                f"{v:.1f} ({g:+.1f}{_ci(ci)})"
+                for v, g, ci in zip(nt["with"], nt["with_gain"], nt["with_gain_ci"], strict=True)
             ],
             "with - without (paired 95% CI)": [
                 f"{v:+.1f}{_ci(ci)}"
@@ -505,6 +509,12 @@ def _pct(x: Any) -> str:
     return f"{100 * x:.1f}%" if isinstance(x, int | float) else "-"
 
 
+def _answered_by(info: dict[str, Any]) -> str:
+    """``default (served, vllm, float32)`` from a drafting run's backend description."""
+    extra = [str(info[k]) for k in ("backend", "engine", "dtype", "device") if info.get(k)]
+    return f"{info.get('model', '?')} ({', '.join(extra)})" if extra else str(info.get("model"))
+
+
 def drafting_section(c: dict[str, Any]) -> list[str]:
     drafts = c.get("drafts") or []
     if not drafts:
@@ -526,7 +536,7 @@ def drafting_section(c: dict[str, Any]) -> list[str]:
         rows.append(
             {
                 "task": d["task"],
-                "model (answers)": ", ".join(f"{k} ({v})" for k, v in d["answered_by"].items()),
+                "model": _answered_by(d["answered_by"]),
                 "candidates": f["candidates"],
                 "code found": f["extract"],
                 "static": f["static"],
