@@ -190,11 +190,7 @@ class SingleTaskConfig:
     @property
     def natural_n(self) -> int:
         """Natural-language rows mixed into the fine-tune (0: none)."""
-        return (
-            int(self.train_extra.get("natural_n") or 0)
-            if self.train_extra.get("natural_data")
-            else 0
-        )
+        return natural_count(self.train_extra)
 
     def train_options(self) -> dict[str, Any]:
         out: dict[str, Any] = {"steps": self.steps}
@@ -205,6 +201,12 @@ class SingleTaskConfig:
         if self.seed:
             out["seed"] = self.seed
         return {**out, **self.train_extra}
+
+
+def natural_count(train_extra: Mapping[str, Any] | None) -> int:
+    """Natural-language rows that training options mix in (0 without ``natural_data``)."""
+    extra = train_extra or {}
+    return int(extra.get("natural_n") or 0) if extra.get("natural_data") else 0
 
 
 def single_task_cells(cfg: SingleTaskConfig) -> tuple[list[cells.CellSpec], cells.EvalSettings]:

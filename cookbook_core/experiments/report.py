@@ -61,7 +61,7 @@ def single_task_table(results: list[dict[str, Any]]) -> pd.DataFrame:
                     or DEFAULT_BATCH,
                     "lr": cfg.get("lr") or cfg.get("train_extra", {}).get("lr") or DEFAULT_LR,
                     "samples": cfg["n"],
-                    "natural": _natural_n(cfg),
+                    "natural": experiments.natural_count(cfg.get("train_extra")),
                     "train_min": res["seconds"]["tuned"]["train_seconds"] / 60,
                     "eval_min": (
                         res["seconds"]["base"]["eval_seconds"]
@@ -76,23 +76,11 @@ def single_task_table(results: list[dict[str, Any]]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _natural_n(cfg: dict[str, Any]) -> int:
-    """Natural-language rows a single-task experiment mixed into its fine-tune."""
-    extra = cfg.get("train_extra") or {}
-    return int(extra.get("natural_n") or 0) if extra.get("natural_data") else 0
-
-
-def _run_items(run_dir: str, task: str) -> dict[str, dict[str, Any]]:
-    from cookbook_core.eval import evaluation
-
-    recs = evaluation.read_records(run_dir, task)
-    return {str(r.get("id", i)): r["scores"] for i, r in enumerate(recs)}
-
-
 def natural_table(single: list[dict[str, Any]]) -> pd.DataFrame:
     """Single-task experiments that differ only in the natural rows mixed in, paired:
     one row per (template, task, natural count > 0) with the model trained without
     natural rows, the one with them, and the paired difference (points, 95% CI)."""
+    from cookbook_core.mix import cells
 
     def same_recipe(cfg: dict[str, Any]) -> str:
         extra = {
@@ -105,7 +93,9 @@ def natural_table(single: list[dict[str, Any]]) -> pd.DataFrame:
 
     by_recipe: dict[str, dict[int, dict[str, Any]]] = {}
     for res in single:
-        by_recipe.setdefault(same_recipe(res["config"]), {})[_natural_n(res["config"])] = res
+        by_recipe.setdefault(same_recipe(res["config"]), {})[
+            experiments.natural_count(res["config"].get("train_extra"))
+        ] = res
     rows = []
     for group in by_recipe.values():
         plain = group.get(0)
@@ -122,8 +112,8 @@ def natural_table(single: list[dict[str, Any]]) -> pd.DataFrame:
                 d = experiments.paired_metric_gain(
                     r["task"],
                     r["metric"],
-                    _run_items(w["tuned_run"], r["task"]),
-                    _run_items(r["tuned_run"], r["task"]),
+                    cells.run_items(w["tuned_run"], r["task"]),
+                    cells.run_items(r["tuned_run"], r["task"]),
                 )
                 rows.append(
                     {

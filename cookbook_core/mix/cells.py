@@ -269,14 +269,19 @@ def missing_tasks(spec: CellSpec, settings: EvalSettings) -> list[str]:
 def example_items(spec: CellSpec, settings: EvalSettings, task: str) -> dict[str, dict[str, Any]]:
     """Per-example score dicts of one task, by example id: what any of the task's metrics
     (a mean or a set-level one such as entity matching's F1) is computed from."""
-    from cookbook_core.eval import evaluation
-
     r = results(spec, settings).get(task)
     if r is None:
         raise BadInput(f"cell {spec.name!r} has no result for {task!r} yet")
+    return run_items(r["run_dir"], task)
+
+
+def run_items(run_dir: str | Path, task: str) -> dict[str, dict[str, Any]]:
+    """Per-example score dicts of one task of an evaluation run folder, by example id."""
+    from cookbook_core.eval import evaluation
+
     return {
         str(rec.get("id", i)): rec["scores"]
-        for i, rec in enumerate(evaluation.read_records(r["run_dir"], task))
+        for i, rec in enumerate(evaluation.read_records(run_dir, task))
     }
 
 
