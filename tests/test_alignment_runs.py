@@ -164,6 +164,22 @@ def test_cli_gold_alignment(shared_data: Path, tmp_path: Path, capsys) -> None:
     assert "templates that apply: yes_no_qa" in capsys.readouterr().err
 
 
+def test_cli_rule_parameters_are_checked(shared_data: Path, capsys) -> None:
+    """A rule parameter changes the verdicts; a generation-only parameter is refused by name."""
+    base = ["align", "--template", "yes_no_qa", "--task", "boolq", "--data-dir", str(shared_data)]
+    base += ["--limit", "40"]
+    shares = []
+    for t in ("0.1", "1.0"):
+        assert main([*base, "--param", f"threshold={t}"]) == 0
+        shares.append(float(capsys.readouterr().out.split("gold alignment ")[1].split("%")[0]))
+    assert shares[0] != shares[1]
+    assert main([*base, "--param", "mode=overlap"]) == 2
+    err = capsys.readouterr().err
+    assert "has no parameter 'mode'" in err and "its parameters: threshold" in err
+    assert main([*base, "--param", "threshold=high"]) == 2
+    assert "'high' is not a number" in capsys.readouterr().err
+
+
 def test_end_to_end_from_a_real_evaluation_run(
     eval_backend: object, shared_data: Path, tmp_path: Path
 ) -> None:

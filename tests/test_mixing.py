@@ -169,20 +169,3 @@ def test_fit_needs_spanning_runs() -> None:
     ]
     with pytest.raises(MixingError, match="do not determine"):
         mixing.fit_matrix(runs, T, ["squad"])
-
-
-def test_paired_bootstrap_interval_contains_the_point_and_shrinks_with_data() -> None:
-    rng = np.random.default_rng(2)
-
-    def results(n: int) -> dict[str, np.ndarray]:
-        a = rng.random(n) < 0.6
-        b = rng.random(n) < 0.3
-        mix = np.where(rng.random(n) < 0.5, a, b)  # truly the average, on the same examples
-        return {"a": a, "b": b, "mix": mix}
-
-    small = mixing.bootstrap_error(results(100), {"a": 0.5, "b": 0.5}, "mix", n_boot=400)
-    large = mixing.bootstrap_error(results(4000), {"a": 0.5, "b": 0.5}, "mix", n_boot=400)
-    for point, lo, hi in (small, large):
-        assert lo <= point <= hi
-    assert (large[2] - large[1]) < (small[2] - small[1])
-    assert large[1] < 0 < large[2]

@@ -281,6 +281,10 @@ def test_set_level_metric_gets_paired_intervals(
     # predicted (0 + 16/19) / 2, observed F1 8/14 (4 true positives, 6 missed)
     assert pair["error_points"] == pytest.approx(100 * (8 / 14 - 8 / 19))
     assert pair["error_lo"] <= pair["error_points"] <= pair["error_hi"]
+    # `cookbook mix validate` reads the same interval (it had none for F1 before)
+    v = sweep.validation(c, n_boot=200)["table"]
+    vrow = v[(v.mixture == f"{A}+{E}") & (v.task == "em_abt_buy")].iloc[0]
+    assert (vrow.error_lo, vrow.error_hi) == (pair["error_lo"], pair["error_hi"])
     g = experiments.paired_metric_gain(
         "em_abt_buy",
         "f1",

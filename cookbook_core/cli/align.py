@@ -18,12 +18,23 @@ from cookbook_core import storage
 from cookbook_core.errors import BadInput
 
 
-def _params(items: list[str]) -> dict[str, float]:
+def _params(template: str, items: list[str]) -> dict[str, float]:
+    """``KEY=VALUE`` rule parameters, each one the rule of ``template`` has (numbers)."""
+    from cookbook_core.align import alignment
+
+    rule = alignment.RULES.get(template)
+    known = sorted(rule.defaults) if rule else []
     out = {}
     for item in items:
         key, sep, value = item.partition("=")
         if not sep:
             raise BadInput(f"--param {item!r}: expected KEY=VALUE")
+        if rule is not None and key not in rule.defaults:
+            raise BadInput(
+                f"--param {item!r}: the rule of {template!r} has no parameter {key!r} "
+                f"(its parameters: {', '.join(known) or 'none'}; a template's generation "
+                "parameters, such as its mode, do not change the rule read on real rows)"
+            )
         try:
             out[key] = float(value)
         except ValueError:
@@ -38,7 +49,7 @@ def cmd_align(args: argparse.Namespace) -> int:
     if args.out:
         storage.check_output(args.out, folder=False)
 
-    params = _params(args.param)
+    params = _params(args.template, args.param)
     if args.all_runs:
         return _all_runs(args, params)
     if not args.run:

@@ -713,7 +713,7 @@ def _alignment_section(c: dict[str, Any]) -> list[str]:
                 "template": ok["template"],
                 "task": ok["task"],
                 "tuned model trained on": ok["trained"],
-                "rows": ok["n"],
+                "rows": ok["n"].astype(int),
                 "gold alignment": ok["gold_alignment"].round(1),
                 "generation alignment base -> tuned": [
                     f"{a:.1f} -> {b:.1f}"
@@ -729,7 +729,7 @@ def _alignment_section(c: dict[str, Any]) -> list[str]:
         )
         lines += [_md_table(shown), ""]
     for r in al[al["note"] != ""].itertuples() if "note" in al else []:
-        lines.append(f"- {r.template} on {r.task}: not measured ({r.note})")
+        lines.append(f"- {r.template} on {r.task}, {r.trained}: not measured ({r.note})")
     corr = c.get("correlation")
     if corr is not None:
         r, lo, hi = corr

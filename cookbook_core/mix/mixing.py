@@ -13,9 +13,8 @@ accuracy matrix ``A`` (a DataFrame, templates x tasks, accuracies in [0, 1]):
 * :func:`validation_table` / :func:`validation_stats`: predicted vs observed for
   trained mixtures (mean and median absolute error in points, as the paper
   reports); :func:`fit_matrix` and :func:`leave_one_out`: a least-squares A fitted
-  from any set of runs, and the error on each run when it is held out;
-  :func:`bootstrap_error`: a paired bootstrap interval of observed minus predicted
-  from per-example results.
+  from any set of runs, and the error on each run when it is held out (paired
+  intervals of the errors: :mod:`cookbook_core.mix.protocol`).
 
 Its Plotly figures are drawn by :mod:`cookbook_core.studio.figures_mix`.
 
@@ -433,44 +432,6 @@ def leave_one_out(
             for k in tasks
         ]
     return pd.DataFrame(rows, columns=["held_out", "task", "error_points"])
-
-
-def bootstrap_error(
-    per_example: Mapping[str, Sequence[float]],
-    weights: Mapping[str, float],
-    mixture_key: str,
-    *,
-    n_boot: int = 1000,
-    seed: int = 0,
-    level: float = 0.95,
-) -> tuple[float, float, float]:
-    """Observed minus predicted accuracy (points) with a paired bootstrap interval.
-
-    ``per_example`` maps run names (each template in ``weights`` and ``mixture_key``)
-    to per-example scores on the same examples in the same order; resampling the
-    examples once per replicate keeps the pairing.
-    """
-    needed = [*weights, mixture_key]
-    missing = [k for k in needed if k not in per_example]
-    if missing:
-        raise MixingError(f"per-example results missing for: {', '.join(missing)}")
-    arrays = {k: np.asarray(per_example[k], dtype=float) for k in needed}
-    n = {len(a) for a in arrays.values()}
-    if len(n) != 1:
-        raise MixingError("per-example results must cover the same examples")
-    size = n.pop()
-    total = sum(weights.values())
-    w = {t: v / total for t, v in weights.items()}
-
-    def err(idx: np.ndarray) -> float:
-        pred = sum(w[t] * arrays[t][idx].mean() for t in w)
-        return 100 * (arrays[mixture_key][idx].mean() - pred)
-
-    point = err(np.arange(size))
-    rng = np.random.default_rng(seed)
-    reps = np.array([err(rng.integers(0, size, size)) for _ in range(n_boot)])
-    alpha = (1 - level) / 2
-    return point, float(np.quantile(reps, alpha)), float(np.quantile(reps, 1 - alpha))
 
 
 # ----------------------------------------------------------------------------------

@@ -357,28 +357,11 @@ def validation_runs(cfg: SweepConfig) -> list[mixing.Run]:
     return out
 
 
-def _paired_scores(
-    cfg: SweepConfig, names: Sequence[str], task: str
-) -> dict[str, list[float]] | None:
-    from cookbook_core.eval import tasks
-
-    st = settings(cfg)
-    metric = cells.metric_for(task, cfg.metrics)
-    if not tasks.get(task).is_mean(metric):
-        return None  # a corpus-level metric (entity matching's F1): no paired interval
-    by_name = {s.name: s for s in plan(cfg)}
-    scores = {n: cells.example_scores(by_name[n], st, task, metric) for n in names}
-    common = sorted(set.intersection(*(set(s) for s in scores.values())))
-    if not common:
-        return None
-    return {n: [s[i] for i in common] for n, s in scores.items()}
-
-
 def validation(cfg: SweepConfig, *, n_boot: int = 1000) -> dict[str, Any]:
     """Predicted vs observed for every finished mixture.
 
-    Returns ``table`` (per mixture and task, with a paired bootstrap interval of the
-    error from per-example results), ``stats`` (mean/median |error| in points),
+    Returns ``table`` (per mixture and task, with the paired bootstrap interval of the
+    error from :func:`cookbook_core.mix.protocol.fit_table`, set-level metrics included), ``stats`` (mean/median |error| in points),
     ``loo`` (leave-one-out: the matrix refit without each run, all runs including the
     single-template ones) and ``runs``.
     """
@@ -390,19 +373,13 @@ def validation(cfg: SweepConfig, *, n_boot: int = 1000) -> dict[str, Any]:
             "or run `cookbook mix verify`"
         )
     table = mixing.validation_table(A, runs)
-    lo, hi = [], []
-    for row in table.itertuples():
-        run = next(r for r in runs if r.name == row.mixture)
-        per = _paired_scores(cfg, [*run.weights, run.name], row.task)
-        if per is None:
-            lo.append(np.nan)
-            hi.append(np.nan)
-            continue
-        _, a, b = mixing.bootstrap_error(per, run.weights, run.name, n_boot=n_boot)
-        lo.append(a)
-        hi.append(b)
-    table["error_lo"] = lo
-    table["error_hi"] = hi
+    from cookbook_core.mix import protocol  # paired replicates, set-level metrics included
+
+    fit, _ = protocol.fit_table(protocol.collect_scores(cfg, n_boot=n_boot), cfg.templates)
+    ci = {(r.mixture, r.task): (r.error_lo, r.error_hi) for r in fit.itertuples()}
+    keys = list(zip(table["mixture"], table["task"], strict=True))
+    table["error_lo"] = [ci.get(k, (np.nan, np.nan))[0] for k in keys]
+    table["error_hi"] = [ci.get(k, (np.nan, np.nan))[1] for k in keys]
     singles = [mixing.Run(t, {t: 1.0}, A.loc[t].to_dict()) for t in cfg.templates]
     loo = mixing.leave_one_out([*singles, *runs], cfg.templates, cfg.tasks)
     return {
