@@ -130,3 +130,20 @@ def test_gold_summary_on_a_real_slice(shared_data: Path) -> None:
     assert summary["gold_alignment"] > 0.8  # citation records that match share most tokens
     frame = al.verdicts_frame(al.apply_rule("entity_matching", rows))
     assert {"prediction", "gold", "gold_aligned", "evidence"} <= set(frame.columns)
+
+
+def test_yes_no_rule_reads_pubmedqa_and_never_says_maybe(shared_data: Path) -> None:
+    """PubMedQA rows (yes/no/maybe) are read by yes_no_qa's rule: a "maybe" gold answer is
+    never aligned, and the task is listed among the rule's tasks."""
+    from cookbook_core.align import runs
+
+    with open(shared_data / "pubmedqa_labeled" / "public_500.jsonl") as fh:
+        rows = [json.loads(line) for _, line in zip(range(200), fh, strict=False)]
+    verdicts = al.apply_rule("yes_no_qa", rows)
+    assert {v.prediction for v in verdicts} <= {"yes", "no"}
+    maybe = [v for v in verdicts if v.gold == "maybe"]
+    assert maybe and not any(v.gold_aligned for v in maybe)
+    assert all(v.gold_aligned == (v.prediction == v.gold) for v in verdicts)
+    assert "pubmedqa" in runs.tasks_for_template("yes_no_qa")
+    assert "pubmedqa" not in runs.tasks_for_template("entity_matching")
+    assert "yes_no_qa" in al.rules_for_family("yes_no_maybe")

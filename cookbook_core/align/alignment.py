@@ -25,8 +25,9 @@ commonsense_selection,                          question words (stems, stopwords
 entity_disambiguation                           a tie means the rule abstains
 entity_matching             entity_matching     "yes" when the Jaccard similarity of the two
                                                 records' value tokens reaches ``threshold``
-yes_no_qa                   yes_no              "yes" when the share of question words found
-                                                in the passage reaches ``threshold``
+yes_no_qa                   yes_no,             "yes" when the share of question words found
+                            yes_no_maybe        in the passage reaches ``threshold`` (never
+                                                "maybe": PubMedQA's maybe rows never align)
 last_word                   cloze_last_word     the word that followed the context's last
                                                 word where it occurred earlier
 fill_in_the_blank           cloze_last_word     the same with the longest repeated n-gram
@@ -126,6 +127,10 @@ class Rule:
     apply: Callable[[Mapping[str, Any], Mapping[str, Any]], Verdict]
     follows: Callable[[Verdict, Any], bool]
     defaults: dict[str, Any]
+    also: tuple[str, ...] = ()  # other families whose rows the rule reads the same way
+
+    def reads(self, family: str) -> bool:
+        return family == self.family or family in self.also
 
 
 # ----------------------------------------------------------------------------------
@@ -456,7 +461,14 @@ RULES: dict[str, Rule] = {
             _follows_label,
             {"threshold": 0.5},
         ),
-        Rule("yes_no_qa", "yes_no", _yes_no, _follows_label, {"threshold": 0.5}),
+        Rule(
+            "yes_no_qa",
+            "yes_no",
+            _yes_no,
+            _follows_label,
+            {"threshold": 0.5},
+            also=("yes_no_maybe",),  # PubMedQA: the rule never says maybe
+        ),
         Rule("last_word", "cloze_last_word", _cloze("last_word", 1), _follows_word, {}),
         Rule(
             "fill_in_the_blank",
@@ -471,13 +483,13 @@ RULES: dict[str, Rule] = {
 
 def rules_for_family(family: str) -> list[str]:
     """Templates whose rule applies to rows of ``family``."""
-    return [name for name, r in RULES.items() if r.family == family]
+    return [name for name, r in RULES.items() if r.reads(family)]
 
 
 def rule(template: str, family: str) -> Rule:
     """The rule of ``template`` for rows of ``family``, or a clear error."""
     r = RULES.get(template)
-    if r is None or r.family != family:
+    if r is None or not r.reads(family):
         fits = rules_for_family(family)
         raise AlignmentError(
             f"template {template!r} has no rule for {family!r} examples; templates that apply: "

@@ -249,8 +249,8 @@ _KIND_TO_FAMILY = {"cloze": "cloze_last_word"}
 
 def tasks_for_template(template: str) -> list[str]:
     """Registered tasks whose rows the template's rule reads."""
-    family = alignment.RULES[template].family
-    return [t.name for t in tasks.TASKS.values() if _KIND_TO_FAMILY.get(t.kind, t.kind) == family]
+    rule = alignment.RULES[template]
+    return [t.name for t in tasks.TASKS.values() if rule.reads(_KIND_TO_FAMILY.get(t.kind, t.kind))]
 
 
 def runs_with_task(task_name: str) -> list[dict[str, Any]]:
