@@ -142,6 +142,8 @@ def test_optimizer_against_the_alternatives(cfg: sweep.SweepConfig) -> None:
     assert st["mixtures"].iloc[-1].startswith("paper") and "1.40" in st.to_string()
     fit = protocol.fit_frame(p)
     assert "+75.0 [" in " ".join(fit["observed - predicted [95% CI]"])
+    pair_rows = fit[fit["role"] == "pair"]
+    assert len(pair_rows) and set(pair_rows["weights"]) == {f"{B} 0.50, {A} 0.50"}
 
 
 def test_same_replicates_make_the_run_reproducible(cfg: sweep.SweepConfig) -> None:

@@ -460,13 +460,14 @@ def stats_frame(p: Mapping[str, Any]) -> pd.DataFrame:
 
 
 def fit_frame(p: Mapping[str, Any], *, loo: bool = False) -> pd.DataFrame:
-    """Per (mixture, task): role, predicted and observed (points), error [95% CI]; with
+    """Per (mixture, task): role, weights, predicted and observed (points), error [95% CI]; with
     ``loo`` the leave-one-out predictions instead."""
     recs = [r for r in (p["loo"] if loo else p["fit"]) if not r.get("note")]
     return pd.DataFrame(
         {
             "mixture": [r["mixture"] for r in recs],
             "role": [r["role"] for r in recs],
+            "weights": [r.get("weights", "") for r in recs],
             "task": [r["task"] for r in recs],
             "rows": [r["rows"] for r in recs],
             "predicted": [f"{100 * r['predicted']:.1f}" for r in recs],
