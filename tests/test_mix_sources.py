@@ -78,6 +78,7 @@ def test_single_task_experiment_on_a_generated_dataset(
     assert single.template == src
     about = mix_sources.describe(src)  # how the results page says what was trained on
     assert "--token-space words" in about and "--param document_qa.k=2" in about
+    assert f"--out {tmp_path / 'dq-k2'}`" in about  # remade where the experiment reads it
     assert mix_sources.label(src) == "dataset dq-k2"
     assert single.experiment_name() == "single-dq-k2"
     (base, tuned), settings = experiments.single_task_cells(single)

@@ -82,7 +82,8 @@ def label(name: str) -> str:
 
 def describe(name: str) -> str:
     """One sentence on what a dataset source holds, with the ``cookbook generate`` command
-    that remakes it from its manifest (template sources: just the name)."""
+    that remakes it from its manifest, into the same folder (template sources: just the
+    name)."""
     from cookbook_core import dataset_io
 
     if not is_dataset(name):
@@ -90,14 +91,16 @@ def describe(name: str) -> str:
     m = dataset_io.read_manifest(dataset_path(name))
     parts = []
     for e in m.get("templates") or []:
-        params = " ".join(
-            f"--param {e['name']}.{k}={v}" for k, v in (e.get("params") or {}).items()
-        )
         space = (e.get("token_space") or {}).get("spec", "tokenizer")
+        command = [
+            f"cookbook generate -t {e['name']} -n {e.get('count', m.get('n'))}",
+            f"--seed {m.get('seed', 0)} --token-space {space}",
+            *(f"--param {e['name']}.{k}={v}" for k, v in (e.get("params") or {}).items()),
+            f"--out {_raw_path(name)}",
+        ]
         parts.append(
             f"{e.get('count', '?')} samples of {e['name']} over the `{space}` token space "
-            f"(`cookbook generate -t {e['name']} -n {e.get('count', m.get('n'))} "
-            f"--seed {m.get('seed', 0)} --token-space {space} {params}`)"
+            f"(`{' '.join(command)}`)"
         )
     return f"`{label(name)}`: " + ("; ".join(parts) or f"{m.get('n', '?')} rows")
 
