@@ -494,7 +494,7 @@ def summarize_mix(cfg: MixConfig, wall_seconds: float | None = None) -> dict[str
     }
     validation: dict[str, Any] = {}
     try:
-        v = sweep.validation(sw)
+        v = sweep.validation(sw, intervals=False)  # the protocol below has the intervals
         validation = {
             "table": v["table"].to_dict(orient="records"),
             "stats": v["stats"],

@@ -357,13 +357,14 @@ def validation_runs(cfg: SweepConfig) -> list[mixing.Run]:
     return out
 
 
-def validation(cfg: SweepConfig, *, n_boot: int = 1000) -> dict[str, Any]:
+def validation(cfg: SweepConfig, *, n_boot: int = 1000, intervals: bool = True) -> dict[str, Any]:
     """Predicted vs observed for every finished mixture.
 
-    Returns ``table`` (per mixture and task, with the paired bootstrap interval of the
-    error from :func:`cookbook_core.mix.protocol.fit_table`, set-level metrics included), ``stats`` (mean/median |error| in points),
-    ``loo`` (leave-one-out: the matrix refit without each run, all runs including the
-    single-template ones) and ``runs``.
+    Returns ``table`` (per mixture and task; with ``intervals``, the paired bootstrap
+    interval of the error from :func:`cookbook_core.mix.protocol.fit_table`, set-level
+    metrics included), ``stats`` (mean/median |error| in points), ``loo`` (leave-one-out:
+    the matrix refit without each run, all runs including the single-template ones) and
+    ``runs``.  A caller that runs the protocol itself passes ``intervals=False``.
     """
     A = complete_matrix(cfg)
     runs = validation_runs(cfg)
@@ -373,13 +374,14 @@ def validation(cfg: SweepConfig, *, n_boot: int = 1000) -> dict[str, Any]:
             "or run `cookbook mix verify`"
         )
     table = mixing.validation_table(A, runs)
-    from cookbook_core.mix import protocol  # paired replicates, set-level metrics included
+    if intervals:
+        from cookbook_core.mix import protocol  # paired replicates, set-level metrics included
 
-    fit, _ = protocol.fit_table(protocol.collect_scores(cfg, n_boot=n_boot), cfg.templates)
-    ci = {(r.mixture, r.task): (r.error_lo, r.error_hi) for r in fit.itertuples()}
-    keys = list(zip(table["mixture"], table["task"], strict=True))
-    table["error_lo"] = [ci.get(k, (np.nan, np.nan))[0] for k in keys]
-    table["error_hi"] = [ci.get(k, (np.nan, np.nan))[1] for k in keys]
+        fit, _ = protocol.fit_table(protocol.collect_scores(cfg, n_boot=n_boot), cfg.templates)
+        ci = {(r.mixture, r.task): (r.error_lo, r.error_hi) for r in fit.itertuples()}
+        keys = list(zip(table["mixture"], table["task"], strict=True))
+        table["error_lo"] = [ci.get(k, (np.nan, np.nan))[0] for k in keys]
+        table["error_hi"] = [ci.get(k, (np.nan, np.nan))[1] for k in keys]
     singles = [mixing.Run(t, {t: 1.0}, A.loc[t].to_dict()) for t in cfg.templates]
     loo = mixing.leave_one_out([*singles, *runs], cfg.templates, cfg.tasks)
     return {
