@@ -149,6 +149,14 @@ def test_generate_layout_option(capsys: pytest.CaptureFixture[str], tmp_path: Pa
     assert info.value.code == 2 and "invalid choice: 'wide'" in capsys.readouterr().err
 
 
+def test_quiet_eval_prints_no_progress_bars(tmp_path: Path, shared_data: Path) -> None:
+    """--quiet silences the libraries' bars too (transformers' "Loading weights" was shown)."""
+    argv = ["eval", "--task", "piqa", "--limit", "1", "--data-dir", str(shared_data)]
+    res = _cookbook(*argv, "--backend", "transformers", "--quiet", "--out", str(tmp_path / "q"))
+    assert res.returncode == 0, res.stderr
+    assert "piqa" in res.stdout and res.stderr == ""
+
+
 @pytest.mark.parametrize("argv", [["--help"], ["templates", "list"]])
 def test_light_commands_import_nothing_heavy(argv: list[str]) -> None:
     """``cookbook --help`` and ``templates list`` start fast: no numpy, pandas, torch..."""

@@ -103,7 +103,9 @@ def test_stop_then_continue_and_empty_vote(
     nothing (min share 100% of 3 samples at temperature 5) fails with the funnel."""
     cfg = selfguide_tiny_config(
         "task1345",
-        seed=0,  # inputs of which some pass the input filters (the vote is what must fail)
+        # a seed whose inputs partly pass the input filters (the vote is what must fail);
+        # sampled text depends on the seed and on how the backend batches rows
+        seed=3,
         n_inputs=3,
         round_size=3,
         n_outputs=3,

@@ -15,6 +15,7 @@ import argparse
 import contextlib
 import importlib
 import json
+import os
 import signal
 import sys
 import textwrap
@@ -437,6 +438,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     threads.configure_process()  # before anything imports torch
     parser = build_parser()
     args = parser.parse_args(argv)
+    if getattr(args, "quiet", False):
+        # --quiet also silences the libraries' own bars ("Loading weights", the embedded
+        # model's one-time conversion): transformers and huggingface_hub read the first
+        # when they are imported, tqdm reads the second for every bar.
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+        os.environ.setdefault("TQDM_DISABLE", "1")
     try:
         paths.check_home()  # a workspace root that cannot be created fails here, not mid-work
         return int(args.func(args) or 0)

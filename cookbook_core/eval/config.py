@@ -85,7 +85,10 @@ class EvalConfig(configs.Config):
         help="any OpenAI-compatible endpoint (e.g. http://127.0.0.1:8000/v1) for --backend served",
     )
     batch_tokens: int | None = option(
-        None, help="padded tokens per forward pass (default: 512 on CPU, 16384 on CUDA)", min=1
+        None,
+        help="padded tokens per forward pass (default on CPU: 512 for log-likelihood, "
+        "4096 for generation; 16384 on CUDA)",
+        min=1,
     )
     max_new_tokens: int | None = option(
         None, help="generation limit (default: per task)", min=1, ui_none=0, ui_max=4096
