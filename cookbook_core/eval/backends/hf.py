@@ -38,7 +38,7 @@ CPU_BATCH_TOKENS = 512  # padded tokens per log-likelihood forward pass on CPU (
 CPU_MAX_BATCH = 8  # rows per log-likelihood forward pass on CPU (default)
 # Generation on CPU: decoding one token reads every weight whatever the batch, so
 # rows decode together (SQuAD in the chat format, 100 rows, 2 cores: 512 tokens /
-# 8 rows = one row per batch, 1.7 s per row; 4096 / 16: 0.52 s per row, same answers).
+# 8 rows = one or two rows per batch, 1.7 s per row; 4096 / 16: 0.52 s per row, same answers).
 CPU_GEN_BATCH_TOKENS = 4096  # prompt + new tokens of a generation batch on CPU (default)
 CPU_GEN_MAX_BATCH = 16  # rows of a generation batch on CPU (default)
 HEAD_CHUNK = 256  # positions per LM-head matmul + log-softmax (bounds the logits' memory)
