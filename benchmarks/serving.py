@@ -74,13 +74,14 @@ head = model.get_output_embeddings().weight.numel()
 recs = [json.loads(x) for x in open(sys.argv[1])]
 prompt = sum(len(tok(r["prompt"], add_special_tokens=False)["input_ids"]) for r in recs)
 new = sum(r["n_tokens"] for r in recs)
-x, w = torch.randn(256, 576), torch.randn(1536, 576)
+d, f = model.config.hidden_size, model.config.intermediate_size
+x, w = torch.randn(256, d), torch.randn(f, d)
 best = 0.0
 for _ in range(5):
     t = time.perf_counter()
     for _ in range(50):
         torch.nn.functional.linear(x, w)
-    best = max(best, 50 * 2 * x.shape[0] * 576 * 1536 / (time.perf_counter() - t))
+    best = max(best, 50 * 2 * x.shape[0] * d * f / (time.perf_counter() - t))
 flops = 2 * body * (prompt + new) + 2 * head * new
 print(json.dumps({"flops": flops, "prompt_tokens": prompt, "new_tokens": new, "peak": best}))
 """
@@ -89,7 +90,8 @@ print(json.dumps({"flops": flops, "prompt_tokens": prompt, "new_tokens": new, "p
 def flop_budget(records: Path, env: dict[str, str]) -> dict:
     """The rows' matmul FLOPs (prompt and generated tokens through every linear layer, the
     LM head at generated tokens; attention left out, so a lower bound) and this machine's
-    float32 matmul peak measured now (a 256x576 by 576x1536 product, the model's shape)."""
+    float32 matmul peak measured now (256 rows times the model's MLP up-projection:
+    576 x 1536 for the embedded model)."""
     out = subprocess.run(
         [sys.executable, "-c", FLOPS_CODE, str(records)],
         env=env, check=True, capture_output=True, text=True,
