@@ -1,4 +1,4 @@
-"""Backends: the shared-prefix log-likelihood equals a plain forward pass; generation limits."""
+"""Backends: packed, shared-prefix log-likelihood equals a plain forward pass; generation limits."""
 
 from __future__ import annotations
 
@@ -40,18 +40,31 @@ def test_shared_prefix_loglik_matches_plain_forward(
         + [("Sky is blue.\nQuestion: is it blue?\nAnswer:", " yes")],
         [("He sat down next to the", " Queen")],
         [("abc", " x"), ("xyz", " y")],  # no shared prefix at all
+        # one choice is a single token (its input is the prefix), the other goes past it
+        [("The capital of France is", " Paris"), ("The capital of France is", " a big city")],
     ]
-    fast = eval_backend.loglikelihood(groups)
+    assert eval_backend._tree_masks_work()  # the embedded model honours packed masks
+    calls = []
+    decoder = eval_backend.model.get_decoder()
+    hook = decoder.register_forward_hook(lambda *_: calls.append(1))
+    try:
+        fast = eval_backend.loglikelihood(groups)
+    finally:
+        hook.remove()
+    assert len(calls) == 1  # all six examples packed into one forward pass
     small = inference.TransformersBackend(
         eval_backend.model, eval_backend.tokenizer, batch_tokens=64, max_batch=2
-    ).loglikelihood(groups)
-    for g, res, res_small in zip(groups, fast, small, strict=True):
-        assert len(res) == len(g)
-        for (ctx, cont), r, r2 in zip(g, res, res_small, strict=True):
+    )
+    plain = inference.TransformersBackend(eval_backend.model, eval_backend.tokenizer)
+    plain._tree_ok = False  # as for a model that ignores custom masks: a request per row
+    runs = [fast, small.loglikelihood(groups), plain.loglikelihood(groups)]
+    for k, g in enumerate(groups):
+        for i, (ctx, cont) in enumerate(g):
             ref, greedy = _naive(eval_backend, ctx, cont)
-            assert r.logprob == pytest.approx(ref, abs=2e-4)
-            assert r2.logprob == pytest.approx(ref, abs=2e-4)
-            assert r.is_greedy == greedy and r.n_tokens >= 1 and not r.truncated
+            for res in runs:
+                r = res[k][i]
+                assert r.logprob == pytest.approx(ref, abs=2e-4)
+                assert r.is_greedy == greedy and r.n_tokens >= 1 and not r.truncated
 
 
 def test_generation_stops_and_records_the_limit(

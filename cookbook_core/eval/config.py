@@ -86,7 +86,7 @@ class EvalConfig(configs.Config):
     )
     batch_tokens: int | None = option(
         None,
-        help="padded tokens per forward pass (default on CPU: 512 for log-likelihood, "
+        help="padded tokens per forward pass (default on CPU: 2048 for log-likelihood, "
         "4096 for generation; 16384 on CUDA)",
         min=1,
     )

@@ -3,10 +3,11 @@
 Log-likelihood follows lm-evaluation-harness's tokenization exactly
 (:func:`~cookbook_core.eval.backends.base.encode_pair`; inputs longer than the
 model's window lose tokens on the left).  It is faster than scoring each
-(context, choice) pair separately: the choices of one example share one forward
-pass over their common token prefix (the context), whose key/value cache is then
-reused for every choice; examples are sorted by length and batched under a token
-budget, and the LM head runs only at the positions that are scored.  Generation is
+(context, choice) pair separately: the choices of one example share their common
+token prefix (the context), and the examples are packed several to a row under a
+tree-shaped attention mask (:mod:`~cookbook_core.eval.backends.packing`), so a
+forward pass computes each context once and almost no padding; the LM head runs
+only at the positions that are scored.  Generation is
 batched greedy decoding with left padding and stop strings; a generation that
 reaches ``max_new_tokens`` is returned with ``finish="length"`` (recorded by the
 caller, never an error).  :meth:`Backend.sample` draws ``n`` random completions per
@@ -19,11 +20,11 @@ does not talk to servers (:mod:`cookbook_core.eval.backends.served`).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from cookbook_core.errors import BadInput
+from cookbook_core.eval.backends import packing
 from cookbook_core.eval.backends.base import (
     Backend,
     Generation,
@@ -34,7 +35,10 @@ from cookbook_core.eval.backends.base import (
     encode_pair,
 )
 
-CPU_BATCH_TOKENS = 512  # padded tokens per log-likelihood forward pass on CPU (default)
+# Log-likelihood packs the requests of several examples into rows of ROW_TOKENS tokens
+# (see packing.py); a forward pass takes rows up to a token budget.
+ROW_TOKENS = 256
+CPU_BATCH_TOKENS = 2048  # padded tokens per log-likelihood forward pass on CPU (default)
 CPU_MAX_BATCH = 8  # rows per log-likelihood forward pass on CPU (default)
 # Generation on CPU: decoding one token reads every weight whatever the batch, so
 # rows decode together (SQuAD in the chat format, 100 rows, 2 cores: 512 tokens /
@@ -44,31 +48,12 @@ CPU_GEN_MAX_BATCH = 16  # rows of a generation batch on CPU (default)
 HEAD_CHUNK = 256  # positions per LM-head matmul + log-softmax (bounds the logits' memory)
 
 
-def _common_prefix_len(seqs: Sequence[Sequence[int]]) -> int:
-    first = seqs[0]
-    n = min(len(s) for s in seqs)
-    for i in range(n):
-        t = first[i]
-        if any(s[i] != t for s in seqs[1:]):
-            return i
-    return n
-
-
-@dataclass
-class _Req:
-    group: int
-    index: int  # within the group
-    inp: list[int]  # model input tokens (context + continuation, minus the last token)
-    targets: list[int]  # continuation tokens
-    truncated: bool
-
-
 class TransformersBackend(Backend):
     """A ``transformers`` causal LM (optionally with a merged LoRA adapter) in eval mode.
 
     ``batch_tokens`` bounds the padded tokens of one forward pass (memory and
     latency); ``max_batch`` bounds its rows.  Defaults on CPU differ by method:
-    log-likelihood 512 tokens and 8 rows (small batches are faster there),
+    log-likelihood 2048 tokens and 8 packed rows of 256 tokens,
     generation 4096 tokens and 16 rows (decoding steps are bound by reading the
     weights, so rows share them); on CUDA 16384 tokens and 128 rows for both.  A
     value passed explicitly applies to both methods.
@@ -91,8 +76,8 @@ class TransformersBackend(Backend):
         self.tokenizer = tokenizer
         self.device = next(model.parameters()).device
         on_cpu = self.device.type == "cpu"
-        # Measured on a 2-core CPU: small batches (cache-friendly) beat big ones there
-        # for log-likelihood; generation wants more rows per decoding step.
+        # Measured on a 2-core CPU: packed log-likelihood rows gain nothing past ~2048
+        # tokens per pass; generation wants more rows per decoding step.
         self.batch_tokens = max(int(batch_tokens or (CPU_BATCH_TOKENS if on_cpu else 16384)), 64)
         self.max_batch = max(int(max_batch or (CPU_MAX_BATCH if on_cpu else 128)), 1)
         gen_tokens = batch_tokens or (CPU_GEN_BATCH_TOKENS if on_cpu else 16384)
@@ -100,6 +85,7 @@ class TransformersBackend(Backend):
         self.gen_max_batch = max(int(max_batch or (CPU_GEN_MAX_BATCH if on_cpu else 128)), 1)
         cfg_len = getattr(model.config, "max_position_embeddings", None) or 2048
         self.max_length = int(max_length or cfg_len)
+        self._tree_ok: bool | None = None  # see _tree_masks_work
         self._torch = torch
         if tokenizer.pad_token_id is None:
             tokenizer.pad_token = tokenizer.eos_token
@@ -107,7 +93,7 @@ class TransformersBackend(Backend):
 
     # -- log-likelihood ---------------------------------------------------------
 
-    def _requests(self, groups: Sequence[Sequence[tuple[str, str]]]) -> list[list[_Req]]:
+    def _requests(self, groups: Sequence[Sequence[tuple[str, str]]]) -> list[list[packing.Request]]:
         out = []
         for g, pairs in enumerate(groups):
             reqs = []
@@ -119,7 +105,7 @@ class TransformersBackend(Backend):
                 truncated = len(whole) > self.max_length + 1
                 whole = whole[-(self.max_length + 1) :]
                 t_ids = t_ids[-len(whole) + 1 :] if len(t_ids) >= len(whole) else t_ids
-                reqs.append(_Req(g, i, whole[:-1], t_ids, truncated))
+                reqs.append(packing.Request(g, i, whole[:-1], t_ids, truncated))
             out.append(reqs)
         return out
 
@@ -128,114 +114,78 @@ class TransformersBackend(Backend):
     ) -> list[list[LoglikResult]]:
         torch = self._torch
         req_groups = self._requests(groups)
-        # Units of work: requests sharing a token prefix.  A group whose inputs share
-        # nothing is split into single requests (each its own prefix).
-        units: list[tuple[list[_Req], int]] = []
-        for reqs in req_groups:
-            p = _common_prefix_len([r.inp for r in reqs])
-            if p == 0:
-                units += [([r], len(r.inp)) for r in reqs]
-            else:
-                units.append((reqs, p))
-        units.sort(key=lambda u: -(u[1] + max(len(r.inp) - u[1] for r in u[0])))
+        tree = self._tree_masks_work()
+        units = packing.make_units(req_groups, share=tree)
+        # Without tree masks every request is its own row (plain causal + padding mask).
+        width = min(ROW_TOKENS, self.batch_tokens) if tree else 0
+        rows = packing.pack_rows(units, width)
         results: list[list[LoglikResult | None]] = [[None] * len(g) for g in req_groups]
         done_groups = 0
         finished = [0] * len(req_groups)
-        i = 0
         with torch.inference_mode():
-            while i < len(units):
-                batch = self._take_batch(units, i)
-                i += len(batch)
-                self._score_batch(batch, results)
-                for reqs, _ in batch:
-                    for r in reqs:
-                        finished[r.group] += 1
-                        if finished[r.group] == len(req_groups[r.group]):
-                            done_groups += 1
+            for batch in packing.batches(rows, self.batch_tokens, self.max_batch):
+                self._score_rows(batch, results, tree)
+                for r in (r for row in batch for u in row for r in u.reqs):
+                    finished[r.group] += 1
+                    if finished[r.group] == len(req_groups[r.group]):
+                        done_groups += 1
                 if progress:
                     progress(done_groups, len(req_groups))
         return [[r for r in g if r is not None] for g in results]
 
-    def _take_batch(self, units: list[tuple[list[_Req], int]], start: int) -> list[Any]:
-        batch: list[tuple[list[_Req], int]] = []
-        p_max = s_max = rows = 0
-        for u in units[start:]:
-            reqs, p = u
-            s = max(len(r.inp) - p for r in reqs)
-            new_p, new_s, new_rows = max(p_max, p), max(s_max, s), rows + len(reqs)
-            cost = max((len(batch) + 1) * new_p, new_rows * (new_s + new_p // 4))
-            if batch and (cost > self.batch_tokens or new_rows > self.max_batch):
-                break
-            batch.append(u)
-            p_max, s_max, rows = new_p, new_s, new_rows
-        return batch
+    def _tree_masks_work(self) -> bool:
+        """Whether this model honours a custom 4D mask with restarting positions.
 
-    def _score_batch(
-        self, batch: list[tuple[list[_Req], int]], results: list[list[LoglikResult | None]]
+        Checked once per backend: two short sequences packed into one row must give
+        the hidden states each gives alone.  A model that ignores such a mask is
+        scored one request per row instead (slower, same numbers).
+        """
+        if self._tree_ok is None:
+            torch = self._torch
+            seqs = [[101, 102, 103, 104], [201, 202, 203]]
+            dec = self.model.get_decoder()
+            dev = self.device
+            unit = torch.tensor([[0] * 4 + [1] * 3], device=dev)
+            seg = torch.zeros_like(unit)
+            mask = packing.tree_mask(unit, seg)
+            pos = torch.tensor([[0, 1, 2, 3, 0, 1, 2]], device=dev)
+            ids = torch.tensor([seqs[0] + seqs[1]], device=dev)
+            try:
+                with torch.inference_mode():
+                    both = dec(
+                        input_ids=ids, attention_mask=mask, position_ids=pos
+                    ).last_hidden_state
+                    alone = dec(input_ids=torch.tensor([seqs[1]], device=dev)).last_hidden_state
+                self._tree_ok = bool(torch.allclose(both[0, 4:], alone[0], atol=1e-3, rtol=1e-3))
+            except (TypeError, ValueError, RuntimeError):
+                self._tree_ok = False
+        return self._tree_ok
+
+    def _score_rows(
+        self,
+        rows: list[list[packing.Unit]],
+        results: list[list[LoglikResult | None]],
+        tree: bool,
     ) -> None:
         torch = self._torch
-        decoder = self.model.get_decoder()
-        head = self.model.get_output_embeddings()
         dev = self.device
-        b = len(batch)
-        p_lens = [p for _, p in batch]
-        p_max = max(p_lens)
-        ids = torch.full((b, p_max), self.pad_id, dtype=torch.long)
-        mask = torch.zeros((b, p_max), dtype=torch.long)
-        for k, (reqs, p) in enumerate(batch):
-            ids[k, :p] = torch.tensor(reqs[0].inp[:p])
-            mask[k, :p] = 1
-        ids, mask = ids.to(dev), mask.to(dev)
-        out = decoder(input_ids=ids, attention_mask=mask, use_cache=True)
-        h_prefix = out.last_hidden_state  # [b, p_max, H]
-        cache = out.past_key_values
-        # Suffix rows: the requests whose input goes past the shared prefix.
-        rows = [(k, r) for k, (reqs, p) in enumerate(batch) for r in reqs if len(r.inp) > p]
-        h_suffix = None
-        if rows:
-            s_max = max(len(r.inp) - p_lens[k] for k, r in rows)
-            s_ids = torch.full((len(rows), s_max), self.pad_id, dtype=torch.long)
-            s_mask = torch.zeros((len(rows), s_max), dtype=torch.long)
-            pos = torch.zeros((len(rows), s_max), dtype=torch.long)
-            for j, (k, r) in enumerate(rows):
-                suffix = r.inp[p_lens[k] :]
-                s_ids[j, : len(suffix)] = torch.tensor(suffix)
-                s_mask[j, : len(suffix)] = 1
-                pos[j] = torch.arange(p_lens[k], p_lens[k] + s_max)
-            sel = torch.tensor([k for k, _ in rows], device=dev)
-            cache.batch_select_indices(sel)
-            full_mask = torch.cat([mask[sel], s_mask.to(dev)], dim=1)
-            out2 = decoder(
-                input_ids=s_ids.to(dev),
-                attention_mask=full_mask,
-                position_ids=pos.to(dev),
-                past_key_values=cache,
-                use_cache=True,
-            )
-            h_suffix = out2.last_hidden_state  # [rows, s_max, H]
-        row_of = {(r.group, r.index): j for j, (_, r) in enumerate(rows)}
-        # Gather the hidden states that predict each continuation token.
-        picks: list[Any] = []
-        spans: list[tuple[_Req, int, int]] = []
-        n = 0
-        for k, (reqs, p) in enumerate(batch):
-            for r in reqs:
-                start = len(r.inp) - len(r.targets)  # position predicting targets[0] is start
-                positions = range(start, len(r.inp))
-                parts = []
-                pre = [t for t in positions if t < p]
-                if pre:
-                    parts.append(h_prefix[k, pre[0] : pre[-1] + 1])
-                post = [t - p for t in positions if t >= p]
-                if post:
-                    assert h_suffix is not None
-                    j = row_of[(r.group, r.index)]
-                    parts.append(h_suffix[j, post[0] : post[-1] + 1])
-                picks.extend(parts)
-                spans.append((r, n, n + len(r.targets)))
-                n += len(r.targets)
-        hidden = torch.cat(picks, dim=0)
-        targets = torch.tensor([t for r, _, _ in spans for t in r.targets], device=dev)
+        lay = packing.layout(rows, self.pad_id)
+        ids = torch.tensor(lay.ids, device=dev)
+        unit = torch.tensor(lay.unit, device=dev)
+        if tree:
+            mask = packing.tree_mask(unit, torch.tensor(lay.segment, device=dev))
+        else:
+            mask = (unit >= 0).long()  # one request per row, right padding
+        out = self.model.get_decoder()(
+            input_ids=ids,
+            attention_mask=mask,
+            position_ids=torch.tensor(lay.positions, device=dev),
+            use_cache=False,
+        )
+        hidden = out.last_hidden_state.reshape(-1, out.last_hidden_state.shape[-1])
+        hidden = hidden[torch.tensor(lay.picks, device=dev)]
+        targets = torch.tensor(lay.targets, device=dev)
+        head = self.model.get_output_embeddings()
         tok_lp_parts, greedy_parts = [], []
         for a in range(0, hidden.shape[0], HEAD_CHUNK):  # never a [positions, vocab] giant
             logits = head(hidden[a : a + HEAD_CHUNK]).float()
@@ -245,7 +195,7 @@ class TransformersBackend(Backend):
             greedy_parts.append(logits.argmax(dim=-1) == tgt)
         tok_lp = torch.cat(tok_lp_parts).cpu().tolist()
         greedy = torch.cat(greedy_parts).cpu().tolist()
-        for r, a, z in spans:
+        for r, a, z in lay.spans:
             results[r.group][r.index] = LoglikResult(
                 logprob=float(sum(tok_lp[a:z])),
                 is_greedy=bool(all(greedy[a:z])),
