@@ -28,7 +28,8 @@ writing results), alternating which goes first, under each of ``--conditions``:
 ``quiet`` (nothing else running) and ``job`` (a LoRA training job of the embedded model
 runs in the background the whole time, as in the studio).  Reported: seconds of both,
 the ratio lm-eval/ours (target >= 2x on every task) and the accuracy of both (equal
-to 0.5 points, or the run exits 1).
+to 0.5 points, or the run exits 1).  Printed first: each side's matmul FLOPs over the
+rows (:func:`flop_counts`), whose ratio bounds the speed-up once start-up is amortized.
 """
 
 from __future__ import annotations
@@ -238,6 +239,43 @@ def lm_eval_cli(
     }
 
 
+def flop_counts(names: list[str], data_dir: Path, limit: int, model_dir: Path) -> dict:
+    """Per task, the matmul FLOPs of each side's forward passes over the rows.
+
+    Ours: each packed unit (a context once, then every choice's own tokens) through the
+    linear layers, the LM head only at scored tokens.  lm-eval 0.4: every distinct model
+    input (its logits cache merges requests with identical inputs, such as one-token
+    answers after one context) through the linear layers, the LM head at every position.
+    Attention and padding are left out of both.  At equal matmul speed, lm-eval's
+    FLOPs / ours is the most our speed-up can be once start-up no longer counts.
+    """
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    from cookbook_core.eval import tasks
+    from cookbook_core.eval.backends import packing
+    from cookbook_core.train import models
+
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(model_dir))
+    linear = [m for m in model.get_decoder().modules() if isinstance(m, torch.nn.Linear)]
+    body = 2 * sum(m.weight.numel() for m in linear)
+    head = 2 * model.get_output_embeddings().weight.numel()
+    tok = models.load_tokenizer(str(model_dir))
+    out = {}
+    for name in names:
+        task = tasks.get(name)
+        rows = tasks.load(task, data_dir, limit=limit).rows
+        groups = [task.loglik_requests(row)[1] for row in rows]
+        reqs = packing.make_requests(tok, groups, 10**9)
+        units = packing.make_units(reqs)
+        ours = sum(body * u.length + head * sum(len(r.targets) for r in u.reqs) for u in units)
+        distinct = {tuple(r.inp) for g in reqs for r in g}
+        theirs = sum((body + head) * len(inp) for inp in distinct)
+        out[name] = {"ours_gflop": ours / 1e9, "lm_eval_gflop": theirs / 1e9}
+    return out
+
+
 def start_training_job(tmp: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
     """A long LoRA training of the embedded model in the background (its own process)."""
     cookbook = str(Path(sys.executable).with_name("cookbook"))
@@ -270,6 +308,14 @@ def end_to_end(args: argparse.Namespace, names: list[str], data_dir: Path) -> in
         conv = "from cookbook_core.train import models; print(models.ensure_embedded())"
         done = subprocess.run([sys.executable, "-c", conv], env=env, capture_output=True, text=True)
         model = Path(done.stdout.strip().splitlines()[-1])
+        flops = flop_counts(names, data_dir, args.limit, model)
+        for name, f in flops.items():
+            print(
+                f"{name:<14} matmul GFLOP: ours {f['ours_gflop']:.0f}, lm-eval "
+                f"{f['lm_eval_gflop']:.0f} (compute bound on lm-eval/ours: "
+                f"{f['lm_eval_gflop'] / f['ours_gflop']:.2f}x)",
+                flush=True,
+            )
         for cond in conditions:
             job = start_training_job(tmp / f"job_{cond}", env) if cond == "job" else None
             try:
@@ -287,7 +333,7 @@ def end_to_end(args: argparse.Namespace, names: list[str], data_dir: Path) -> in
                     }
                     order = ["ours", "lm"] if k % 2 == 0 else ["lm", "ours"]
                     got = {side: runs[side]() for side in order}
-                    rows.append(_e2e_row(cond, name, got["ours"], got["lm"]))
+                    rows.append(_e2e_row(cond, name, got["ours"], got["lm"]) | flops[name])
             finally:
                 if job is not None:
                     job.terminate()

@@ -28,11 +28,9 @@ from cookbook_core.eval.backends import packing
 from cookbook_core.eval.backends.base import (
     Backend,
     Generation,
-    InferenceError,
     LoglikResult,
     Progress,
     Sampling,
-    encode_pair,
 )
 
 # Log-likelihood packs the requests of several examples into rows of ROW_TOKENS tokens
@@ -94,20 +92,7 @@ class TransformersBackend(Backend):
     # -- log-likelihood ---------------------------------------------------------
 
     def _requests(self, groups: Sequence[Sequence[tuple[str, str]]]) -> list[list[packing.Request]]:
-        out = []
-        for g, pairs in enumerate(groups):
-            reqs = []
-            for i, (ctx, cont) in enumerate(pairs):
-                c_ids, t_ids = encode_pair(self.tokenizer, ctx, cont)
-                if not t_ids:
-                    raise InferenceError(f"empty continuation {cont!r} after tokenization")
-                whole = c_ids + t_ids
-                truncated = len(whole) > self.max_length + 1
-                whole = whole[-(self.max_length + 1) :]
-                t_ids = t_ids[-len(whole) + 1 :] if len(t_ids) >= len(whole) else t_ids
-                reqs.append(packing.Request(g, i, whole[:-1], t_ids, truncated))
-            out.append(reqs)
-        return out
+        return packing.make_requests(self.tokenizer, groups, self.max_length)
 
     def loglikelihood(
         self, groups: Sequence[Sequence[tuple[str, str]]], progress: Progress | None = None

@@ -10,7 +10,7 @@ earlier tokens of its own unit's prefix and of its own suffix, nothing else) and
 positions restarting at 0 for every unit, each request is scored exactly as if
 it ran alone, without padding each example to the longest choice of its batch.
 
-This module is pure bookkeeping over token lists (no model, no torch except in
+This module is bookkeeping over token lists (no model; torch only in
 :func:`tree_mask`); the forward pass and the scoring live in
 :mod:`cookbook_core.eval.backends.hf`.
 """
@@ -21,6 +21,8 @@ import bisect
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+from cookbook_core.eval.backends.base import InferenceError, encode_pair
 
 
 @dataclass
@@ -77,6 +79,30 @@ def common_prefix_len(seqs: Sequence[Sequence[int]]) -> int:
         if any(s[i] != t for s in seqs[1:]):
             return i
     return n
+
+
+def make_requests(
+    tokenizer: Any, groups: Sequence[Sequence[tuple[str, str]]], max_length: int
+) -> list[list[Request]]:
+    """Requests per group of (context, continuation) pairs, tokenized as lm-eval does.
+
+    An input longer than ``max_length`` keeps its last ``max_length`` tokens (the
+    request is marked ``truncated``); an empty continuation is an error.
+    """
+    out = []
+    for g, pairs in enumerate(groups):
+        reqs = []
+        for i, (ctx, cont) in enumerate(pairs):
+            c_ids, t_ids = encode_pair(tokenizer, ctx, cont)
+            if not t_ids:
+                raise InferenceError(f"empty continuation {cont!r} after tokenization")
+            whole = c_ids + t_ids
+            truncated = len(whole) > max_length + 1
+            whole = whole[-(max_length + 1) :]
+            t_ids = t_ids[-len(whole) + 1 :] if len(t_ids) >= len(whole) else t_ids
+            reqs.append(Request(g, i, whole[:-1], t_ids, truncated))
+        out.append(reqs)
+    return out
 
 
 def make_units(req_groups: Sequence[Sequence[Request]], *, share: bool = True) -> list[Unit]:
