@@ -10,6 +10,7 @@ page built from them.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from pathlib import Path
@@ -140,6 +141,12 @@ def test_single_task_experiment_reuses_cells_and_reports_gain(mini: sweep.SweepC
     stored = cells.results(sweep_cell, sweep.settings(mini))["boolq"]["value"]
     assert row["tuned"] == pytest.approx(100 * stored)
     assert experiments.read("single-mini")["rows"][0]["gain"] == row["gain"]
+    experiments.check("single-task", cfg)  # the same settings again: a rerun, allowed
+    assert experiments.single_task_command(cfg).endswith("--name single-mini")
+    other = dataclasses.replace(cfg, steps=2)
+    with pytest.raises(experiments.ExperimentError, match="steps: 1 there, 2 now"):
+        experiments.check("single-task", other)  # would replace the stored result
+    experiments.check("single-task", dataclasses.replace(other, name="single-mini-2"))
 
 
 def test_paired_gain_interval() -> None:

@@ -347,6 +347,8 @@ def single_task_command(cfg: SingleTaskConfig) -> str:
         parts.append(f"--natural-data {_natural_arg(data)} --natural-n {cfg.natural_n}")
     if cfg.data_dir:
         parts.append(f"--data-dir {cfg.data_dir}")
+    if cfg.name:
+        parts.append(f"--name {cfg.name}")
     return " ".join(parts)
 
 
@@ -582,8 +584,31 @@ def config_of(kind: str, d: Mapping[str, Any]) -> Any:
         raise ExperimentError(f"bad {kind} experiment options: {exc}") from None
 
 
+def check_name_free(cfg: Any) -> None:
+    """Refuse a name that already holds a result with other settings (it would be replaced).
+
+    Rerunning or resuming with the same settings is fine; settings a result written by an
+    older version does not record are not compared.
+    """
+    name = cfg.experiment_name()
+    f = experiments_root() / name / "result.json"
+    if not f.is_file():
+        return
+    stored = json.loads(f.read_text()).get("config") or {}
+    now = json.loads(json.dumps(asdict(cfg), default=str))
+    differ = [k for k in now if k in stored and stored[k] != now[k]]
+    if differ:
+        what = "; ".join(f"{k}: {stored[k]!r} there, {now[k]!r} now" for k in differ)
+        raise ExperimentError(
+            f"experiment {name!r} already holds a result with other settings ({what}); "
+            f"pass --name to keep both (or delete {f.parent} to replace it)"
+        )
+
+
 def check(kind: str, cfg: Any) -> None:
-    """Cheap checks before any work: templates, tasks and options exist and make sense."""
+    """Cheap checks before any work: templates, tasks and options exist and make sense,
+    and the experiment's name does not hold another experiment's result."""
+    check_name_free(cfg)
     if kind == "single-task":
         single_task_cells(cfg)
         if cfg.steps < 1 or cfg.n < 1:
