@@ -91,14 +91,11 @@ class TransformersBackend(Backend):
 
     # -- log-likelihood ---------------------------------------------------------
 
-    def _requests(self, groups: Sequence[Sequence[tuple[str, str]]]) -> list[list[packing.Request]]:
-        return packing.make_requests(self.tokenizer, groups, self.max_length)
-
     def loglikelihood(
         self, groups: Sequence[Sequence[tuple[str, str]]], progress: Progress | None = None
     ) -> list[list[LoglikResult]]:
         torch = self._torch
-        req_groups = self._requests(groups)
+        req_groups = packing.make_requests(self.tokenizer, groups, self.max_length)
         tree = self._tree_masks_work()
         units = packing.make_units(req_groups, share=tree)
         # Without tree masks every request is its own row (plain causal + padding mask).
